@@ -1,0 +1,842 @@
+"""The engine: runs workflow threads step by step, checkpointing after each one.
+
+How execution resumes (the gorchestrate model):
+- Every thread stores the *name* of its position. To continue, the engine rebuilds the
+  definition from the current data and walks it, skipping to that name (see statements.py).
+- One step runs per walk; its effect on the data is checkpointed before anything else
+  happens, then the definition is rebuilt. A crash between a step and its checkpoint runs
+  the step again: steps run at least once.
+- A thread that reaches a `Wait` blocks; each `On` becomes a wait event that goes through
+  `pending_setup -> setup -> pending_teardown`. Setup and teardown talk to the outside world
+  (post a message, store a timer), so they happen outside any lock and are recorded after.
+- `on_callback` applies an event under the row lock after checking that the wait is still the
+  one the request was made for (thread, event name, program counter): callbacks apply exactly
+  once; a late or repeated one raises `StaleCallback` and changes nothing.
+- Only one process executes a workflow at a time: `execute` takes a lease on the row (owner
+  and expiry). A process that dies leaves a lease that expires, and the resumer's sweep hands
+  the workflow to another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from workflows import statements as st
+from workflows.errors import (
+    CallbackError,
+    CorruptWorkflow,
+    DefinitionError,
+    NoManager,
+    StaleCallback,
+    StatementNotFound,
+    UnknownWorkflowType,
+    WorkflowError,
+    WorkflowFinished,
+)
+from workflows.state import (
+    MAIN_THREAD,
+    TERMINAL,
+    EventStatus,
+    OrphanEvent,
+    State,
+    Status,
+    Thread,
+    ThreadStatus,
+    WaitEvent,
+)
+from workflows.store import SQLStore
+from workflows.types import (
+    DB,
+    AuditEntry,
+    CallbackManager,
+    CallbackRequest,
+    Clock,
+    Record,
+    Resumer,
+    Timer,
+)
+from workflows.workflow import Workflow
+
+log = logging.getLogger("workflows.engine")
+
+DEFAULT_DATABASE_URL = "sqlite:///workflows.db"
+_RUNNABLE = (ThreadStatus.RUNNING, ThreadStatus.GOTO)
+_OPEN = (EventStatus.PENDING_SETUP, EventStatus.SETUP, EventStatus.SETUP_ERROR)
+_TEARDOWN = (EventStatus.PENDING_TEARDOWN, EventStatus.TEARDOWN_ERROR)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class WorkflowInfo:
+    """What `Engine.get` returns: the record with the data as the workflow model."""
+
+    id: str
+    type: str
+    status: str
+    data: Workflow
+    state: State
+    output: Any
+    error: str | None
+    attempts: int
+    version: int
+    due_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+def _json(value: Any) -> Any:
+    return to_jsonable_python(value, fallback=repr)
+
+
+class Engine:
+    """Runs workflows durably. See the module docstring for the execution model."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        workflows: Sequence[type[Workflow]],
+        callbacks: Mapping[str, CallbackManager] | None = None,
+        resumer: Resumer | None = None,
+        db: DB | None = None,
+        clock: Clock | None = None,
+        max_attempts: int = 10,
+        retry_base: timedelta = timedelta(seconds=1),
+        retry_max: timedelta = timedelta(minutes=5),
+        lease: timedelta = timedelta(seconds=60),
+        steps_per_run: int = 1000,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db: DB = db or SQLStore(database_url or DEFAULT_DATABASE_URL)
+        self.workflows: dict[str, type[Workflow]] = {}
+        for cls in workflows:
+            if cls.workflow_type in self.workflows:
+                raise DefinitionError(f"two workflow classes named {cls.workflow_type!r}")
+            self.workflows[cls.workflow_type] = cls
+        self.callbacks: dict[str, CallbackManager] = dict(callbacks or {})
+        self.resumer = resumer
+        self.clock: Clock = clock or SystemClock()
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.lease = lease
+        self.steps_per_run = steps_per_run
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self._locks: dict[str, asyncio.Lock] = {}
+        for manager in self.callbacks.values():
+            attach = getattr(manager, "attach", None)
+            if callable(attach):
+                attach(self)
+        if resumer is not None:
+            resumer.attach(self)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the tables if needed and start the resumer."""
+        await self.db.start()
+        if self.resumer is not None:
+            await self.resumer.start()
+
+    async def close(self) -> None:
+        if self.resumer is not None:
+            await self.resumer.close()
+        await self.db.close()
+
+    # --- public verbs ----------------------------------------------------------------------
+
+    async def new_workflow(self, data: Workflow, id: str | None = None) -> str:
+        """Store a new workflow and ask for its execution. Returns its id."""
+        cls = type(data)
+        if self.workflows.get(cls.workflow_type) is not cls:
+            raise UnknownWorkflowType(f"workflow type {cls.workflow_type!r} is not registered")
+        st.build_index(data.definition(), set(self.callbacks))
+        now = self.clock.now()
+        record = Record(
+            id=id or uuid.uuid4().hex,
+            type=cls.workflow_type,
+            status=Status.RUNNING,
+            data=data.model_dump(mode="json"),
+            state=State(),
+            due_at=now,
+            created_at=now,
+            updated_at=now,
+            audit=[AuditEntry("created", input=data.model_dump(mode="json"))],
+        )
+        await self.db.create(record)
+        self._wake(record.id)
+        return record.id
+
+    async def get(self, workflow_id: str) -> WorkflowInfo:
+        record = await self.db.get(workflow_id)
+        return WorkflowInfo(
+            id=record.id,
+            type=record.type,
+            status=record.status,
+            data=self._load(record),
+            state=record.state,
+            output=record.output,
+            error=record.error,
+            attempts=record.attempts,
+            version=record.version,
+            due_at=record.due_at,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+    async def history(self, workflow_id: str) -> list[dict[str, Any]]:
+        await self.db.get(workflow_id)
+        return await self.db.history(workflow_id)
+
+    async def execute(self, workflow_id: str) -> None:
+        """Run the workflow until every thread blocks or it ends, then set up its waits.
+
+        Safe to call at any time from any process: a workflow leased by another live
+        process is left alone."""
+        lock = self._locks.setdefault(workflow_id, asyncio.Lock())
+        try:
+            async with lock:
+                await self._execute(workflow_id)
+        finally:
+            if not lock.locked() and self._locks.get(workflow_id) is lock:
+                del self._locks[workflow_id]
+
+    async def on_callback(
+        self, request: CallbackRequest, input: Any = None, actor: str = ""
+    ) -> Any:
+        """Apply an event to a waiting thread. Raises `StaleCallback` if the wait is over,
+        `WorkflowFinished` if the workflow ended; either way nothing changes."""
+
+        async def apply(record: Record) -> Any:
+            if record.status in TERMINAL:
+                raise WorkflowFinished(f"workflow {record.id} is {record.status}")
+            thread = record.state.thread(request.thread_id)
+            event = None
+            if thread is not None and thread.status == ThreadStatus.BLOCKED:
+                event = next(
+                    (e for e in thread.events if e.name == request.name and e.pc == request.pc),
+                    None,
+                )
+            if thread is None or event is None or event.status not in _OPEN:
+                raise StaleCallback(
+                    f"callback {request.name!r} (pc {request.pc}) of workflow {record.id} is "
+                    "stale: that wait is over"
+                )
+            wf = self._load(record)
+            on = self._thread_events(wf, thread).get(request.name)
+            if on is None:
+                raise StatementNotFound(
+                    f"event {request.name!r} no longer exists in {record.type}'s definition"
+                )
+            output = await on.handler.handle(request, input)
+            for e in thread.events:
+                e.status = EventStatus.PENDING_TEARDOWN
+                e.retry_at = None
+            event.handled = True
+            thread.status = ThreadStatus.RUNNING
+            thread.step = request.name
+            record.state.pc += 1
+            record.data = wf.model_dump(mode="json")
+            record.status = Status.RUNNING
+            record.due_at = self.clock.now()
+            record.audit.append(
+                AuditEntry(
+                    "callback",
+                    name=request.name,
+                    thread_id=request.thread_id,
+                    pc=request.pc,
+                    input=_json(input),
+                    output=_json(output),
+                    actor=actor,
+                )
+            )
+            return output
+
+        output = await self.db.update(request.workflow_id, apply)
+        self._wake(request.workflow_id)
+        return output
+
+    async def cancel(self, workflow_id: str, reason: str = "cancelled", actor: str = "") -> None:
+        """End the workflow as cancelled and tear down every open wait."""
+
+        async def apply(record: Record) -> None:
+            if record.status in TERMINAL:
+                raise WorkflowFinished(f"workflow {record.id} is already {record.status}")
+            record.status = Status.CANCELLED
+            record.error = reason
+            _orphan_all(record.state)
+            record.due_at = self.clock.now()
+            record.audit.append(AuditEntry("cancelled", input=reason, actor=actor))
+
+        await self.db.update(workflow_id, apply)
+        self._wake(workflow_id)
+
+    async def retry(self, workflow_id: str, actor: str = "") -> None:
+        """Run a failed workflow again from where its threads are (after a repair)."""
+
+        async def apply(record: Record) -> None:
+            if record.status != Status.FAILED:
+                raise WorkflowError(f"workflow {record.id} is {record.status}, not failed")
+            record.status = Status.RUNNING
+            record.error = None
+            record.attempts = 0
+            for thread in record.state.threads:
+                if thread.status == ThreadStatus.BLOCKED and not thread.events:
+                    thread.status = ThreadStatus.GOTO  # re-arm the wait torn down on failure
+            record.due_at = self.clock.now()
+            record.audit.append(AuditEntry("retried", actor=actor))
+
+        await self.db.update(workflow_id, apply)
+        self._wake(workflow_id)
+
+    async def goto(
+        self, workflow_id: str, step: str, thread_id: str = MAIN_THREAD, actor: str = ""
+    ) -> None:
+        """Move a thread to the named statement; it runs that statement next. Open waits of
+        the thread are torn down. Use with `retry` to repair a failed workflow."""
+
+        async def apply(record: Record) -> None:
+            thread = record.state.thread(thread_id)
+            if thread is None:
+                raise WorkflowError(f"workflow {record.id} has no thread {thread_id!r}")
+            wf = self._load(record)
+            root = self._thread_root(wf, thread)
+            named = st.build_index(root).named
+            if step not in named or isinstance(named[step], st.On):
+                raise StatementNotFound(
+                    f"no statement {step!r} in thread {thread_id!r} of {record.type}; "
+                    f"known: {', '.join(n for n, s in named.items() if not isinstance(s, st.On))}"
+                )
+            _orphan_thread(record.state, thread)
+            thread.step = step
+            thread.status = ThreadStatus.GOTO
+            if record.status not in TERMINAL:
+                record.status = Status.RUNNING
+                record.due_at = self.clock.now()
+            record.audit.append(
+                AuditEntry("goto", name=step, thread_id=thread_id, actor=actor)
+            )
+
+        await self.db.update(workflow_id, apply)
+        self._wake(workflow_id)
+
+    async def set_data(self, workflow_id: str, changes: Mapping[str, Any], actor: str = "") -> None:
+        """Change data fields; the result must validate against the workflow model."""
+
+        async def apply(record: Record) -> None:
+            cls = self._class(record)
+            try:
+                wf = cls.model_validate({**record.data, **changes})
+            except ValidationError as e:
+                raise CorruptWorkflow(f"the new data does not validate: {e}") from e
+            record.data = wf.model_dump(mode="json")
+            record.audit.append(AuditEntry("data_set", input=_json(dict(changes)), actor=actor))
+
+        await self.db.update(workflow_id, apply)
+        self._wake(workflow_id)
+
+    # --- timers (durable, fired by the resumer) --------------------------------------------
+
+    async def add_timer(self, request: CallbackRequest, fire_at: datetime) -> Timer:
+        key = f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}"
+        timer = await self.db.add_timer(Timer(key, request.workflow_id, request, fire_at))
+        if self.resumer is not None:
+            self.resumer.timer_added(timer)
+        return timer
+
+    async def delete_timer(self, request: CallbackRequest) -> None:
+        await self.db.delete_timer(
+            f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}"
+        )
+
+    async def fire_timer(self, timer: Timer) -> None:
+        """Deliver a due timer; a timer whose wait is already over is simply dropped."""
+        try:
+            await self.on_callback(timer.request, None, actor="timer")
+        except CallbackError:
+            pass
+        except WorkflowError as e:  # the workflow is gone or broken: the timer is moot
+            log.warning("timer %s dropped: %s", timer.key, e)
+        await self.db.delete_timer(timer.key)
+
+    # --- execution -------------------------------------------------------------------------
+
+    def _wake(self, workflow_id: str, at: datetime | None = None) -> None:
+        if self.resumer is not None:
+            self.resumer.wake(workflow_id, at)
+
+    def _class(self, record: Record) -> type[Workflow]:
+        cls = self.workflows.get(record.type)
+        if cls is None:
+            raise UnknownWorkflowType(f"workflow type {record.type!r} is not registered")
+        return cls
+
+    def _load(self, record: Record) -> Workflow:
+        cls = self._class(record)
+        try:
+            return cls.model_validate(record.data)
+        except ValidationError as e:
+            raise CorruptWorkflow(f"workflow {record.id}: stored data is invalid: {e}") from e
+
+    def _thread_root(self, wf: Workflow, thread: Thread) -> st.Stmt:
+        root = wf.definition()
+        if thread.id == MAIN_THREAD and not thread.go:
+            return root
+        go = st.build_index(root).named.get(thread.go)
+        if not isinstance(go, st.Go):
+            raise StatementNotFound(
+                f"Go statement {thread.go!r} of thread {thread.id!r} no longer exists"
+            )
+        return go.body(thread.id)
+
+    def _thread_events(self, wf: Workflow, thread: Thread) -> dict[str, st.On]:
+        return st.build_index(self._thread_root(wf, thread)).events()
+
+    async def _execute(self, workflow_id: str) -> None:
+        try:
+            record = await self._claim(workflow_id)
+        except CorruptWorkflow as e:
+            await self._fail_corrupt(workflow_id, str(e))
+            return
+        if record is None:
+            return
+        try:
+            budget = self.steps_per_run
+            while True:
+                record = await self._teardowns(record)
+                record, budget = await self._run_threads(record, budget)
+                record = await self._setups(record)
+                record, again = await self._release(record, budget > 0)
+                if not again:
+                    return
+                budget = max(budget, 1)
+        except BaseException:
+            await asyncio.shield(self._drop_lease(workflow_id))
+            raise
+
+    async def _fail_corrupt(self, workflow_id: str, error: str) -> None:
+        mark_failed = getattr(self.db, "mark_failed", None)
+        if mark_failed is not None:
+            await mark_failed(workflow_id, error)
+        log.error("workflow %s failed: %s", workflow_id, error, extra={"workflow_id": workflow_id})
+
+    async def _claim(self, workflow_id: str) -> Record | None:
+        """Take the execution lease, or return None if another live process holds it."""
+        while True:
+            record = await self.db.get(workflow_id)
+            now = self.clock.now()
+            if (
+                record.lease_owner not in (None, self.worker_id)
+                and record.lease_expires_at is not None
+                and record.lease_expires_at > now
+            ):
+                return None
+            if record.status in TERMINAL and not _teardowns_due(record, now):
+                return None
+            record.lease_owner = self.worker_id
+            record.lease_expires_at = now + self.lease
+            if await self.db.save(record):
+                return record
+
+    async def _drop_lease(self, workflow_id: str) -> None:
+        try:
+            async def apply(record: Record) -> None:
+                if record.lease_owner == self.worker_id:
+                    record.lease_owner = None
+                    record.lease_expires_at = None
+
+            await self.db.update(workflow_id, apply)
+        except Exception:  # the lease will expire by itself
+            log.exception("could not release the lease of %s", workflow_id)
+
+    async def _checkpoint(self, record: Record) -> Record | None:
+        """Save; on a concurrent change return None (the caller reloads and redoes)."""
+        record.lease_expires_at = self.clock.now() + self.lease
+        record.updated_at = self.clock.now()
+        if await self.db.save(record):
+            return record
+        return None
+
+    async def _reload(self, workflow_id: str) -> Record | None:
+        record = await self.db.get(workflow_id)
+        return record if record.lease_owner == self.worker_id else None
+
+    async def _run_threads(self, record: Record, budget: int) -> tuple[Record, int]:
+        if record.status in TERMINAL:
+            return record, budget
+        now = self.clock.now()
+        if record.attempts and record.due_at is not None and record.due_at > now:
+            return record, budget  # a step failed; wait for its backoff
+        try:
+            wf = self._load(record)
+        except WorkflowError as e:
+            _fail(record, str(e))
+            return await self._save_or_reload(record), budget
+        recheck = True
+        while budget > 0:
+            if recheck:
+                for t in record.state.threads:
+                    if t.status == ThreadStatus.WAITING_FOR:
+                        t.status = ThreadStatus.GOTO
+                recheck = False
+            thread = next((t for t in record.state.threads if t.status in _RUNNABLE), None)
+            if thread is None:
+                break
+            try:
+                outcome = await self._advance(wf, thread)
+            except (DefinitionError, StatementNotFound, NoManager) as e:
+                _fail(record, f"{type(e).__name__}: {e}")
+                return await self._save_or_reload(record), budget
+            except Exception as e:
+                log.warning(
+                    "step failed in workflow %s thread %s after %r: %s",
+                    record.id, thread.id, thread.step, e, extra={"workflow_id": record.id},
+                )
+                self._step_failed(record, thread, e)
+                return await self._save_or_reload(record), budget
+            changed = self._apply(record, wf, thread, outcome)
+            if isinstance(outcome, st.BlockedFor) and not changed:
+                continue  # a WaitFor checked again still does not hold: nothing to save
+            budget -= 1
+            recheck = changed
+            record.attempts = 0
+            record.error = None
+            record.data = wf.model_dump(mode="json")
+            saved = await self._checkpoint(record)
+            if saved is None:
+                reloaded = await self._reload(record.id)
+                if reloaded is None:
+                    return record, 0
+                return await self._run_threads(reloaded, budget)
+            record = saved
+            if record.status in TERMINAL:
+                break
+        return record, budget
+
+    async def _save_or_reload(self, record: Record) -> Record:
+        saved = await self._checkpoint(record)
+        if saved is not None:
+            return saved
+        return await self._reload(record.id) or record
+
+    async def _advance(self, wf: Workflow, thread: Thread) -> st.Outcome:
+        root = self._thread_root(wf, thread)
+        cursor = st.Cursor(thread.step or None, inclusive=thread.status == ThreadStatus.GOTO)
+        outcome = await root.run(cursor)
+        if cursor.seeking:
+            raise StatementNotFound(
+                f"statement {thread.step!r} (thread {thread.id!r}) no longer exists in "
+                f"{type(wf).workflow_type}'s definition"
+            )
+        return outcome
+
+    def _apply(self, record: Record, wf: Workflow, thread: Thread, outcome: st.Outcome) -> bool:
+        """Record what a walk did in the execution state. Returns whether data may have
+        changed (so WaitFor conditions must be checked again)."""
+        state = record.state
+        match outcome:
+            case st.Ran(name):
+                thread.step, thread.status = name, ThreadStatus.RUNNING
+                return True
+            case st.Spawned(name, thread_id):
+                if state.thread(thread_id) is not None:
+                    raise DefinitionError(f"Go {name!r}: thread {thread_id!r} is already running")
+                thread.step, thread.status = name, ThreadStatus.RUNNING
+                state.threads.append(Thread(id=thread_id, go=name))
+                return True
+            case st.Blocked(name, events):
+                for on in events:
+                    if on.handler.type not in self.callbacks:
+                        raise NoManager(
+                            f"event {on.name!r}: no callback manager for {on.handler.type!r}"
+                        )
+                state.pc += 1
+                thread.step, thread.status = name, ThreadStatus.BLOCKED
+                now = self.clock.now()
+                thread.events = [
+                    WaitEvent(name=on.name, type=on.handler.type, pc=state.pc, since=now)
+                    for on in events
+                ]
+                return False
+            case st.BlockedFor(name):
+                was = (thread.step, thread.status)
+                thread.step, thread.status = name, ThreadStatus.WAITING_FOR
+                return was != (name, ThreadStatus.GOTO)
+            case st.Returned(value) if thread.id == MAIN_THREAD:
+                if isinstance(value, BaseException):
+                    _fail(record, str(value) or type(value).__name__)
+                else:
+                    _finish(record, value)
+                return True
+            case None if thread.id == MAIN_THREAD:
+                _finish(record, None)
+                return True
+            case st.Returned() | None:
+                _orphan_thread(state, thread)
+                state.threads.remove(thread)
+                return True
+        raise DefinitionError(f"{outcome!r} outside of a loop in thread {thread.id!r}")
+
+    def _step_failed(self, record: Record, thread: Thread, error: Exception) -> None:
+        record.attempts += 1
+        message = f"{type(error).__name__}: {error}"
+        if record.attempts >= self.max_attempts:
+            _fail(record, f"step after {thread.step or 'start'!r} failed "
+                          f"{record.attempts} times: {message}")
+            return
+        record.error = message
+        record.due_at = self.clock.now() + self._backoff(record.attempts)
+
+    def _backoff(self, attempts: int) -> timedelta:
+        delay = self.retry_base * (2 ** max(attempts - 1, 0))
+        return min(delay, self.retry_max)
+
+    async def _teardowns(self, record: Record) -> Record:
+        now = self.clock.now()
+        todo = [(tid, e) for tid, e in _all_events(record.state) if _due(e, _TEARDOWN, now)]
+        if not todo:
+            return record
+        handlers = self._handlers(record)
+        results: dict[tuple[str, str, int], str | None] = {}
+        for thread_id, event in todo:
+            request = _request(record, thread_id, event)
+            manager = self.callbacks.get(event.type)
+            try:
+                if manager is None:
+                    raise NoManager(f"no callback manager for {event.type!r}")
+                await manager.teardown(request, handlers.get(event.name), event.handled)
+                results[(thread_id, event.name, event.pc)] = None
+            except Exception as e:
+                log.warning("teardown of %s failed: %s", event.name, e,
+                            extra={"workflow_id": record.id})
+                results[(thread_id, event.name, event.pc)] = f"{type(e).__name__}: {e}"
+
+        async def apply(fresh: Record) -> Record:
+            now = self.clock.now()
+            for thread in fresh.state.threads:
+                thread.events = [e for e in thread.events
+                                 if not self._settle_teardown(thread.id, e, results, now)]
+            fresh.state.orphans = [o for o in fresh.state.orphans
+                                   if not self._settle_teardown(o.thread_id, o.event, results, now)]
+            return fresh
+
+        return await self._update_keep_lease(record, apply)
+
+    def _settle_teardown(
+        self, thread_id: str, event: WaitEvent, results: dict[tuple[str, str, int], str | None],
+        now: datetime,
+    ) -> bool:
+        """Apply one teardown result; True when the event is gone for good."""
+        key = (thread_id, event.name, event.pc)
+        if key not in results or event.status not in _TEARDOWN:
+            return False
+        error = results[key]
+        if error is None:
+            return True
+        event.status = EventStatus.TEARDOWN_ERROR
+        event.error = error
+        event.attempts += 1
+        event.retry_at = now + self._backoff(event.attempts)
+        return False
+
+    async def _setups(self, record: Record) -> Record:
+        now = self.clock.now()
+        todo = [
+            (t.id, e) for t in record.state.threads for e in t.events
+            if _due(e, (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR), now)
+        ]
+        if not todo:
+            return record
+        handlers = self._handlers(record)
+        results: dict[tuple[str, str, int], tuple[str, str | None]] = {}
+        for thread_id, event in todo:
+            request = _request(record, thread_id, event)
+            manager = self.callbacks.get(event.type)
+            handler = handlers.get(event.name)
+            try:
+                if manager is None:
+                    raise NoManager(f"no callback manager for {event.type!r}")
+                if handler is None:
+                    raise StatementNotFound(f"event {event.name!r} is not in the definition")
+                results[(thread_id, event.name, event.pc)] = (
+                    await manager.setup(request, handler), None)
+            except Exception as e:
+                log.warning("setup of %s failed: %s", event.name, e,
+                            extra={"workflow_id": record.id})
+                results[(thread_id, event.name, event.pc)] = ("", f"{type(e).__name__}: {e}")
+        late: list[tuple[str, WaitEvent]] = []
+
+        async def apply(fresh: Record) -> Record:
+            now = self.clock.now()
+            seen = set()
+            for thread_id, event in _all_events(fresh.state):
+                key = (thread_id, event.name, event.pc)
+                if key not in results:
+                    continue
+                seen.add(key)
+                data, error = results[key]
+                if error is not None:
+                    if event.status in (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR):
+                        event.status = EventStatus.SETUP_ERROR
+                        event.error = error
+                        event.attempts += 1
+                        event.retry_at = now + self._backoff(event.attempts)
+                    continue
+                event.setup_data = data
+                event.error = ""
+                event.attempts = 0
+                event.retry_at = None
+                if event.status in (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR):
+                    event.status = EventStatus.SETUP
+            # Torn down while we were setting it up: undo what setup just created.
+            for thread_id, event in todo:
+                key = (thread_id, event.name, event.pc)
+                data, error = results[key]
+                if key not in seen and error is None:
+                    late.append((thread_id, event.model_copy(update={"setup_data": data})))
+            return fresh
+
+        record = await self._update_keep_lease(record, apply)
+        for thread_id, event in late:
+            manager = self.callbacks[event.type]
+            try:
+                await manager.teardown(_request(record, thread_id, event), None, False)
+            except Exception:
+                log.exception("teardown after a late setup failed for %s", event.name)
+        return record
+
+    async def _update_keep_lease(
+        self, record: Record, apply: Callable[[Record], Awaitable[Record]]
+    ) -> Record:
+        async def guarded(fresh: Record) -> Record:
+            fresh.lease_expires_at = self.clock.now() + self.lease
+            return await apply(fresh)
+
+        return await self.db.update(record.id, guarded)
+
+    def _handlers(self, record: Record) -> dict[str, Any]:
+        """Handlers by event name for every thread (empty if the data no longer loads)."""
+        try:
+            wf = self._load(record)
+        except WorkflowError:
+            return {}
+        handlers: dict[str, Any] = {}
+        for thread in record.state.threads:
+            try:
+                handlers.update(
+                    {n: on.handler for n, on in self._thread_events(wf, thread).items()}
+                )
+            except WorkflowError:
+                continue
+        return handlers
+
+    async def _release(self, record: Record, has_budget: bool) -> tuple[Record, bool]:
+        """Give up the lease and record when the workflow is next due; or, if more work
+        turned up, keep going."""
+        now = self.clock.now()
+        if record.lease_owner != self.worker_id:
+            return record, False
+        work_now = _work_now(record, now)
+        if work_now and has_budget:
+            return record, True
+        record.due_at = now if work_now else _next_due(record)
+        record.lease_owner = None
+        record.lease_expires_at = None
+        if record.status not in TERMINAL:
+            blocked = all(t.status not in _RUNNABLE for t in record.state.threads)
+            record.status = Status.WAITING if blocked and not record.attempts else Status.RUNNING
+        if not await self.db.save(record):
+            fresh = await self._reload(record.id)
+            return (fresh, True) if fresh is not None else (record, False)
+        if record.due_at is not None:
+            self._wake(record.id, record.due_at)
+        return record, False
+
+
+# --- helpers over the execution state --------------------------------------------------------
+
+
+def _request(record: Record, thread_id: str, event: WaitEvent) -> CallbackRequest:
+    return CallbackRequest(
+        workflow_id=record.id,
+        thread_id=thread_id,
+        name=event.name,
+        pc=event.pc,
+        setup_data=event.setup_data,
+        waiting_since=event.since,
+    )
+
+
+def _all_events(state: State) -> list[tuple[str, WaitEvent]]:
+    return [(t.id, e) for t in state.threads for e in t.events] + [
+        (o.thread_id, o.event) for o in state.orphans
+    ]
+
+
+def _due(event: WaitEvent, statuses: tuple[EventStatus, ...], now: datetime) -> bool:
+    return event.status in statuses and (event.retry_at is None or event.retry_at <= now)
+
+
+def _teardowns_due(record: Record, now: datetime) -> bool:
+    return any(_due(e, _TEARDOWN, now) for _, e in _all_events(record.state))
+
+
+def _work_now(record: Record, now: datetime) -> bool:
+    if _teardowns_due(record, now):
+        return True
+    if record.status in TERMINAL:
+        return False
+    if any(_due(e, (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR), now)
+           for t in record.state.threads for e in t.events):
+        return True
+    in_backoff = bool(record.attempts) and record.due_at is not None and record.due_at > now
+    return not in_backoff and any(t.status in _RUNNABLE for t in record.state.threads)
+
+
+def _next_due(record: Record) -> datetime | None:
+    times = [e.retry_at for _, e in _all_events(record.state)
+             if e.retry_at is not None and e.status in (EventStatus.SETUP_ERROR,
+                                                        EventStatus.TEARDOWN_ERROR)]
+    if record.attempts and record.due_at is not None and record.status not in TERMINAL:
+        times.append(record.due_at)
+    return min(times) if times else None
+
+
+def _orphan_thread(state: State, thread: Thread) -> None:
+    for event in thread.events:
+        if event.status not in _TEARDOWN:
+            event.status = EventStatus.PENDING_TEARDOWN
+            event.retry_at = None
+        state.orphans.append(OrphanEvent(thread_id=thread.id, event=event))
+    thread.events = []
+
+
+def _orphan_all(state: State) -> None:
+    for thread in state.threads:
+        _orphan_thread(state, thread)
+
+
+def _finish(record: Record, value: Any) -> None:
+    record.status = Status.FINISHED
+    record.output = _json(value)
+    record.error = None
+    _orphan_all(record.state)
+
+
+def _fail(record: Record, error: str) -> None:
+    record.status = Status.FAILED
+    record.error = error
+    _orphan_all(record.state)

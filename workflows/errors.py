@@ -1,0 +1,62 @@
+"""The engine's exceptions: one root, precise subclasses.
+
+Each docstring is the default message, so `raise StaleCallback()` already says what happened.
+"""
+
+from __future__ import annotations
+
+
+class WorkflowError(Exception):
+    """A workflow operation failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class DefinitionError(WorkflowError):
+    """The workflow definition is invalid."""
+
+
+class UnknownWorkflowType(WorkflowError):
+    """No workflow of this type is registered with the engine."""
+
+
+class WorkflowNotFound(WorkflowError):
+    """No workflow has this id."""
+
+
+class WorkflowExists(WorkflowError):
+    """A workflow with this id already exists."""
+
+
+class CorruptWorkflow(WorkflowError):
+    """The stored workflow no longer validates against its model."""
+
+
+class StatementNotFound(WorkflowError):
+    """The statement a thread was at no longer exists in the definition."""
+
+
+class CallbackError(WorkflowError):
+    """The callback cannot be applied."""
+
+
+class StaleCallback(CallbackError):
+    """The callback is stale: the wait it answers is over (already handled, timed out or
+    replaced), so it was not applied."""
+
+
+class WorkflowFinished(CallbackError):
+    """The workflow has already ended, so nothing can change it."""
+
+
+class CallbackRejected(CallbackError):
+    """The handler refused the callback; the workflow is unchanged."""
+
+
+class NoManager(WorkflowError):
+    """No callback manager is registered for this handler type."""
+
+
+class ConcurrentUpdate(WorkflowError):
+    """The workflow changed while this update was being prepared; try again."""

@@ -1,0 +1,368 @@
+"""The default `DB`: SQLModel tables on SQLite (embedded default) or PostgreSQL.
+
+One row per workflow holds everything (data, execution state, status, version, due time,
+lease), so an operator can read and fix it in place. Queries use SQLAlchemy Core on the
+SQLModel tables: JSON columns are always written whole, never mutated in place.
+
+Locking that really holds on both databases:
+- SQLite has no `SELECT ... FOR UPDATE` (SQLAlchemy silently drops it), so every transaction
+  starts with `BEGIN IMMEDIATE`, which takes the database's write lock up front; WAL keeps
+  outside readers unblocked and `busy_timeout` makes other processes wait instead of fail.
+  Inside one process an asyncio lock queues transactions, so they never spin in SQLite's
+  busy handler.
+- PostgreSQL takes `SELECT ... FOR UPDATE` on the row.
+Both also check the version column on every write (optimistic checkpoints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from workflows.errors import CorruptWorkflow, WorkflowExists, WorkflowNotFound
+from workflows.state import State
+from workflows.types import CallbackRequest, Record, Timer
+
+T = TypeVar("T")
+
+JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class WorkflowRow(SQLModel, table=True):
+    __tablename__ = "workflows"
+
+    id: str = Field(primary_key=True, max_length=64)
+    type: str = Field(index=True, max_length=200)
+    status: str = Field(index=True, max_length=16)
+    data: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    state: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    output: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(sa.Text, nullable=True))
+    version: int = 0
+    attempts: int = 0
+    due_at: datetime | None = Field(default=None, index=True)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventRow(SQLModel, table=True):
+    """The audit trail: every callback and operator action, in the same transaction."""
+
+    __tablename__ = "workflow_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=32)
+    name: str = Field(default="", max_length=200)
+    thread_id: str = Field(default="", max_length=200)
+    pc: int = 0
+    input: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    output: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    actor: str = Field(default="", max_length=200)
+    created_at: datetime
+
+
+class TimerRow(SQLModel, table=True):
+    """Durable timers: the resumer fires them when due, even after a restart."""
+
+    __tablename__ = "workflow_timers"
+
+    key: str = Field(primary_key=True, max_length=400)
+    workflow_id: str = Field(index=True, max_length=64)
+    request: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    fire_at: datetime = Field(index=True)
+
+
+W = WorkflowRow.__table__  # type: ignore[attr-defined]
+E = EventRow.__table__  # type: ignore[attr-defined]
+TM = TimerRow.__table__  # type: ignore[attr-defined]
+
+
+def async_url(url: str) -> str:
+    """Accept plain `sqlite:///x.db` / `postgresql://...` URLs and pick the async driver."""
+    parsed = make_url(url)
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres":
+        backend = "postgresql"
+    if not driver:
+        driver = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}.get(backend, "")
+        if not driver:
+            raise ValueError(f"unsupported database URL {url!r}: use sqlite:// or postgresql://")
+    return parsed.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
+
+
+class SQLStore:
+    """`DB` on SQLAlchemy's asyncio layer."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("store not started")
+        return self._engine
+
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        kwargs: dict[str, Any] = {"echo": self._echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _sqlite_locking(engine)
+        self._engine = engine
+        async with self._tx() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        if self.is_sqlite:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # --- records ---------------------------------------------------------------------------
+
+    async def create(self, record: Record) -> None:
+        try:
+            async with self._tx() as conn:
+                await conn.execute(W.insert().values(**_row(record)))
+                await _audit(conn, record)
+        except IntegrityError as e:
+            raise WorkflowExists(f"workflow {record.id!r} already exists") from e
+        record.audit = []
+
+    async def get(self, workflow_id: str) -> Record:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(W.select().where(W.c.id == workflow_id))).first()
+        if row is None:
+            raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
+        return _record(row)
+
+    async def update(self, workflow_id: str, fn: Callable[[Record], Awaitable[T]]) -> T:
+        async with self._tx() as conn:
+            query = W.select().where(W.c.id == workflow_id)
+            if not self.is_sqlite:
+                query = query.with_for_update()
+            row = (await conn.execute(query)).first()
+            if row is None:
+                raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
+            record = _record(row)
+            result = await fn(record)
+            await _write(conn, record)
+        record.version += 1
+        record.audit = []
+        return result
+
+    async def save(self, record: Record) -> bool:
+        async with self._tx() as conn:
+            if not await _write(conn, record):
+                await conn.rollback()
+                return False
+        record.version += 1
+        record.audit = []
+        return True
+
+    async def mark_failed(self, workflow_id: str, error: str) -> None:
+        """Fail a row without parsing it (its JSON may be what is broken)."""
+        async with self._tx() as conn:
+            await conn.execute(
+                W.update()
+                .where(W.c.id == workflow_id)
+                .values(status="failed", error=error, due_at=None, lease_owner=None,
+                        lease_expires_at=None, version=W.c.version + 1,
+                        updated_at=datetime.now(UTC))
+            )
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Ids of workflows due for execution whose lease is free or expired."""
+        stamp = now
+        query = (
+            sa.select(W.c.id)
+            .where(W.c.due_at <= stamp)
+            .where(sa.or_(W.c.lease_expires_at.is_(None), W.c.lease_expires_at < stamp))
+            .order_by(W.c.due_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [r[0] for r in await conn.execute(query)]
+
+    async def list(self, status: str | None = None, limit: int = 1000) -> list[Record]:
+        query = W.select().order_by(W.c.created_at).limit(limit)
+        if status is not None:
+            query = query.where(W.c.status == status)
+        async with self.engine.connect() as conn:
+            return [_record(r) for r in await conn.execute(query)]
+
+    async def count_by_status(self) -> dict[str, int]:
+        query = sa.select(W.c.status, sa.func.count()).group_by(W.c.status)
+        async with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in await conn.execute(query)}
+
+    async def history(self, workflow_id: str) -> list[dict[str, Any]]:
+        query = E.select().where(E.c.workflow_id == workflow_id).order_by(E.c.id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [dict(r) for r in rows]
+
+    # --- timers ----------------------------------------------------------------------------
+
+    async def add_timer(self, timer: Timer) -> Timer:
+        """Insert the timer unless one with its key exists; return the stored one (so a
+        repeated setup keeps the original deadline)."""
+        insert = (sqlite.insert(TM) if self.is_sqlite else postgresql.insert(TM)).values(
+            key=timer.key,
+            workflow_id=timer.workflow_id,
+            request=timer.request.model_dump(mode="json"),
+            fire_at=timer.fire_at,
+        )
+        async with self._tx() as conn:
+            await conn.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
+            row = (await conn.execute(TM.select().where(TM.c.key == timer.key))).one()
+        return _timer(row)
+
+    async def delete_timer(self, key: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(TM.delete().where(TM.c.key == key))
+
+    async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
+        query = TM.select().where(TM.c.fire_at <= until).order_by(TM.c.fire_at).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_timer(r) for r in await conn.execute(query)]
+
+
+def _sqlite_locking(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver, so BEGIN IMMEDIATE is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _row(record: Record) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "type": record.type,
+        "status": record.status,
+        "data": record.data,
+        "state": record.state.model_dump(mode="json"),
+        "output": record.output,
+        "error": record.error,
+        "version": record.version,
+        "attempts": record.attempts,
+        "due_at": record.due_at,
+        "lease_owner": record.lease_owner,
+        "lease_expires_at": record.lease_expires_at,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def _record(row: Any) -> Record:
+    m = row._mapping
+    try:
+        state = State.model_validate(m["state"])
+    except ValidationError as e:
+        raise CorruptWorkflow(f"workflow {m['id']!r}: execution state is invalid: {e}") from e
+    return Record(
+        id=m["id"],
+        type=m["type"],
+        status=m["status"],
+        data=m["data"],
+        state=state,
+        version=m["version"],
+        output=m["output"],
+        error=m["error"],
+        attempts=m["attempts"],
+        due_at=m["due_at"],
+        lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _timer(row: Any) -> Timer:
+    m = row._mapping
+    return Timer(
+        key=m["key"],
+        workflow_id=m["workflow_id"],
+        request=CallbackRequest.model_validate(m["request"]),
+        fire_at=m["fire_at"],
+    )
+
+
+async def _write(conn: AsyncConnection, record: Record) -> bool:
+    values = _row(record)
+    del values["id"], values["created_at"]
+    values["version"] = record.version + 1
+    values["updated_at"] = datetime.now(UTC)
+    result = await conn.execute(
+        W.update().where(W.c.id == record.id).where(W.c.version == record.version).values(**values)
+    )
+    if result.rowcount != 1:
+        return False
+    await _audit(conn, record)
+    return True
+
+
+async def _audit(conn: AsyncConnection, record: Record) -> None:
+    if not record.audit:
+        return
+    now = datetime.now(UTC)
+    await conn.execute(
+        E.insert(),
+        [
+            {
+                "workflow_id": record.id,
+                "kind": a.kind,
+                "name": a.name,
+                "thread_id": a.thread_id,
+                "pc": a.pc,
+                "input": a.input,
+                "output": a.output,
+                "actor": a.actor,
+                "created_at": now,
+            }
+            for a in record.audit
+        ],
+    )

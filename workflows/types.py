@@ -1,0 +1,162 @@
+"""The interfaces users plug in: handlers, callback managers, storage, resumers, clocks.
+
+They are `typing.Protocol`s, so any object with the right methods fits; nothing needs to
+inherit from the engine's classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from workflows.engine import Engine
+    from workflows.state import State
+
+T = TypeVar("T")
+
+
+class CallbackRequest(BaseModel):
+    """Identifies one wait event of one thread at one moment (its program counter).
+
+    It is what the outside world hands back to `Engine.on_callback`: it travels in Slack
+    button values and timer rows, so it is plain JSON. `pc` makes a repeat or a late answer
+    detectable: once the wait is over, no request carrying its `pc` is accepted again.
+    """
+
+    workflow_id: str
+    thread_id: str
+    name: str
+    pc: int
+    setup_data: str = ""
+    waiting_since: datetime | None = None
+
+
+@runtime_checkable
+class Handler(Protocol):
+    """One wait condition inside `On(event, handler, ...)`.
+
+    `type` names the `CallbackManager` that creates the wait in the outside world;
+    `handle` applies the event to the workflow data (usually through closures over the
+    workflow) and returns the output given back to the caller of `on_callback`. Raising
+    `CallbackRejected` refuses the event and leaves the workflow unchanged.
+    """
+
+    type: ClassVar[str]
+
+    async def handle(self, request: CallbackRequest, input: Any) -> Any: ...
+
+
+class CallbackManager(Protocol):
+    """Creates and removes a wait in the outside world. Both calls must be idempotent:
+    after a crash they run again with the same request."""
+
+    async def setup(self, request: CallbackRequest, handler: Any) -> str: ...
+
+    async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None: ...
+
+
+class Clock(Protocol):
+    """Where the engine reads the time (UTC, timezone-aware)."""
+
+    def now(self) -> datetime: ...
+
+
+@dataclass
+class AuditEntry:
+    """One line of a workflow's history, written in the same transaction as the change."""
+
+    kind: str
+    name: str = ""
+    thread_id: str = ""
+    pc: int = 0
+    input: Any = None
+    output: Any = None
+    actor: str = ""
+
+
+@dataclass
+class Record:
+    """A stored workflow: one row, data and execution state as JSON."""
+
+    id: str
+    type: str
+    status: str
+    data: dict[str, Any]
+    state: State
+    version: int = 0
+    output: Any = None
+    error: str | None = None
+    attempts: int = 0
+    due_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    # Written with the next save, in the same transaction.
+    audit: list[AuditEntry] = field(default_factory=list)
+
+
+@dataclass
+class Timer:
+    """A callback the engine fires by itself at `fire_at` (durably stored)."""
+
+    key: str
+    workflow_id: str
+    request: CallbackRequest
+    fire_at: datetime
+
+
+class DB(Protocol):
+    """Durable storage of workflow records, their history and timers.
+
+    `update` is the exclusive lock: `fn` runs while no other process can change the record,
+    and its changes are saved (version + 1) when it returns; if it raises, nothing is saved.
+    `save` is the optimistic checkpoint: it writes only if the version is still the one read.
+    """
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create(self, record: Record) -> None: ...
+
+    async def get(self, workflow_id: str) -> Record: ...
+
+    async def update(self, workflow_id: str, fn: Callable[[Record], Awaitable[T]]) -> T: ...
+
+    async def save(self, record: Record) -> bool: ...
+
+    async def due(self, now: datetime, limit: int) -> list[str]: ...
+
+    async def history(self, workflow_id: str) -> list[dict[str, Any]]: ...
+
+    async def add_timer(self, timer: Timer) -> Timer: ...
+
+    async def delete_timer(self, key: str) -> None: ...
+
+    async def due_timers(self, until: datetime, limit: int) -> list[Timer]: ...
+
+    async def ping(self) -> None: ...
+
+
+class Resumer(Protocol):
+    """Makes sure every workflow that needs execution gets it, and timers fire."""
+
+    def attach(self, engine: Engine) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def wake(self, workflow_id: str, at: datetime | None = None) -> None: ...
+
+    def timer_added(self, timer: Timer) -> None: ...
+
+
+StepFn = Callable[[], Any]
+"""A step's code: a function of no arguments (closing over the workflow), sync or async."""

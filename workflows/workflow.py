@@ -1,0 +1,30 @@
+"""The `Workflow` base class: a Pydantic model whose fields are the durable data."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from workflows.statements import Stmt
+
+
+class Workflow(BaseModel):
+    """Subclass it, declare the data as fields and return the statements from `definition()`.
+
+    `definition()` is called again whenever execution resumes, after every step, so it must
+    be cheap and free of side effects: build the tree, do the work in steps.
+    """
+
+    model_config = ConfigDict(validate_assignment=False, arbitrary_types_allowed=False)
+
+    workflow_type: ClassVar[str] = ""
+    """Stored type name; defaults to the class name. Keep it stable across renames."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "workflow_type" not in cls.__dict__:
+            cls.workflow_type = cls.__name__
+
+    def definition(self) -> Stmt:
+        raise NotImplementedError(f"{type(self).__name__} must define definition()")
