@@ -136,6 +136,7 @@ class Engine:
         self.steps_per_run = steps_per_run
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._locks: dict[str, asyncio.Lock] = {}
+        self._stopping = False
         for manager in self.callbacks.values():
             attach = getattr(manager, "attach", None)
             if callable(attach):
@@ -152,6 +153,9 @@ class Engine:
             await self.resumer.start()
 
     async def close(self) -> None:
+        """Stop gracefully: executions in flight finish their current step, checkpoint and
+        release their lease, so another process can take over at once."""
+        self._stopping = True
         if self.resumer is not None:
             await self.resumer.close()
         await self.db.close()
@@ -419,7 +423,7 @@ class Engine:
                 record = await self._teardowns(record)
                 record, budget = await self._run_threads(record, budget)
                 record = await self._setups(record)
-                record, again = await self._release(record, budget > 0)
+                record, again = await self._release(record, budget > 0 and not self._stopping)
                 if not again:
                     return
                 budget = max(budget, 1)
@@ -486,7 +490,7 @@ class Engine:
             _fail(record, str(e))
             return await self._save_or_reload(record), budget
         recheck = True
-        while budget > 0:
+        while budget > 0 and not self._stopping:
             if recheck:
                 for t in record.state.threads:
                     if t.status == ThreadStatus.WAITING_FOR:
@@ -507,13 +511,13 @@ class Engine:
                 )
                 self._step_failed(record, thread, e)
                 return await self._save_or_reload(record), budget
+            if record.attempts:
+                record.attempts, record.error = 0, None  # the failing step went through
             changed = self._apply(record, wf, thread, outcome)
             if isinstance(outcome, st.BlockedFor) and not changed:
                 continue  # a WaitFor checked again still does not hold: nothing to save
             budget -= 1
             recheck = changed
-            record.attempts = 0
-            record.error = None
             record.data = wf.model_dump(mode="json")
             saved = await self._checkpoint(record)
             if saved is None:
@@ -564,6 +568,7 @@ class Engine:
                             f"event {on.name!r}: no callback manager for {on.handler.type!r}"
                         )
                 state.pc += 1
+                _orphan_thread(state, thread)  # teardowns still owed by its previous wait
                 thread.step, thread.status = name, ThreadStatus.BLOCKED
                 now = self.clock.now()
                 thread.events = [

@@ -95,16 +95,16 @@ class PostgresServer:
             capture_output=True,
             user=self.user,
         )
-        log = open(self.root / "server.log", "wb")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(
-            [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-h", "127.0.0.1", "-k", str(self.root),
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=300"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            user=self.user,
-        )
+        with open(self.root / "server.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                 "-h", "127.0.0.1", "-k", str(self.root),
+                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=300"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self.user,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

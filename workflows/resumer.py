@@ -1,0 +1,174 @@
+"""The default resumer: APScheduler 3 (`AsyncIOScheduler`) inside the process.
+
+The database is the source of truth; the scheduler only wakes this process at the right
+moments. Three paths lead to an execution:
+- `wake(id)` right after a workflow is created or answered runs it at once (an asyncio
+  task; repeated wakes of a running workflow coalesce into one more run);
+- `wake(id, at)` after a failure schedules an APScheduler date job at the retry time;
+- a periodic sweep reads what is due from the database (`due_at` passed, lease free or
+  expired) and runs it, and schedules the timers that come due before the next sweep.
+So a job lost with a crashed process, a job APScheduler would drop as misfired, or a
+workflow created by another process is still picked up, within one sweep interval. No
+APScheduler job store is shared between processes: jobs are in memory and rebuilt from the
+database, and the row lease makes sure only one process executes a workflow at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from workflows.types import Timer
+
+if TYPE_CHECKING:
+    from workflows.engine import Engine
+
+log = logging.getLogger("workflows.resumer")
+
+
+class SchedulerResumer:
+    def __init__(
+        self,
+        *,
+        sweep_interval: float = 1.0,
+        batch: int = 200,
+        concurrency: int = 32,
+        error_delay: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self.sweep_interval = sweep_interval
+        self.batch = batch
+        self.error_delay = error_delay
+        self._engine: Engine | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("resumer not attached to an engine")
+        return self._engine
+
+    def attach(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def start(self) -> None:
+        self._closing = False
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler.add_job(
+            self.sweep,
+            "interval",
+            seconds=self.sweep_interval,
+            id="sweep",
+            next_run_time=self.engine.clock.now(),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self._scheduler.start()
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Stop waking; let executions in flight finish their current step."""
+        self._closing = True
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    def wake(self, workflow_id: str, at: datetime | None = None) -> None:
+        if self._closing:
+            return
+        if at is None or at <= self.engine.clock.now():
+            self._submit(workflow_id)
+        elif self._scheduler is not None:
+            self._scheduler.add_job(
+                self._submit,
+                "date",
+                run_date=at,
+                args=[workflow_id],
+                id=f"wake:{workflow_id}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+
+    def timer_added(self, timer: Timer) -> None:
+        horizon = self.engine.clock.now() + timedelta(seconds=self.sweep_interval)
+        if timer.fire_at <= horizon:
+            self._schedule_timer(timer)
+
+    def _schedule_timer(self, timer: Timer) -> None:
+        if self._scheduler is None or self._closing:
+            return
+        self._scheduler.add_job(
+            self._fire,
+            "date",
+            run_date=max(timer.fire_at, self.engine.clock.now()),
+            args=[timer],
+            id=f"timer:{timer.key}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def _fire(self, timer: Timer) -> None:
+        try:
+            await self.engine.fire_timer(timer)
+        except Exception:  # the row stays; the next sweep tries again
+            log.exception("firing timer %s failed", timer.key)
+
+    async def sweep(self) -> None:
+        """Run what the database says is due; schedule timers due before the next sweep."""
+        try:
+            now = self.engine.clock.now()
+            for workflow_id in await self.engine.db.due(now, self.batch):
+                self._submit(workflow_id)
+            horizon = now + timedelta(seconds=self.sweep_interval)
+            for timer in await self.engine.db.due_timers(horizon, self.batch):
+                self._schedule_timer(timer)
+        except Exception:
+            log.exception("sweep failed")
+
+    def _submit(self, workflow_id: str) -> None:
+        if self._closing:
+            return
+        if workflow_id in self._running:
+            self._again.add(workflow_id)
+            return
+        self._running.add(workflow_id)
+        task = asyncio.get_running_loop().create_task(self._run(workflow_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, workflow_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(workflow_id)
+                async with self._slots:
+                    try:
+                        await self.engine.execute(workflow_id)
+                    except Exception:
+                        log.exception("executing %s failed; retrying later", workflow_id,
+                                      extra={"workflow_id": workflow_id})
+                        self.wake(workflow_id, self.engine.clock.now() + self.error_delay)
+                        return
+                if workflow_id not in self._again or self._closing:
+                    return
+        finally:
+            self._running.discard(workflow_id)
+
+    async def idle(self, timeout: float = 30.0) -> None:
+        """Wait until no execution is in flight (for scripts and benchmarks)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError("executions still running")
+            await asyncio.wait(set(self._tasks), timeout=remaining)
