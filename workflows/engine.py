@@ -269,9 +269,28 @@ class Engine:
             )
             return output
 
-        output = await self.db.update(request.workflow_id, apply)
+        try:
+            output = await self.db.update(request.workflow_id, apply)
+        except (StatementNotFound, CorruptWorkflow, UnknownWorkflowType) as e:
+            await self._fail_waiting(request.workflow_id, f"{type(e).__name__}: {e}")
+            raise
         self._wake(request.workflow_id)
         return output
+
+    async def _fail_waiting(self, workflow_id: str, error: str) -> None:
+        """A callback found the workflow broken (code or data): fail it so an operator sees
+        it, instead of leaving it waiting for an answer it can never take."""
+
+        async def apply(record: Record) -> None:
+            if record.status not in TERMINAL:
+                _fail(record, error)
+                record.due_at = self.clock.now()
+
+        try:
+            await self.db.update(workflow_id, apply)
+        except CorruptWorkflow:
+            await self._fail_corrupt(workflow_id, error)
+        self._wake(workflow_id)
 
     async def cancel(self, workflow_id: str, reason: str = "cancelled", actor: str = "") -> None:
         """End the workflow as cancelled and tear down every open wait."""
@@ -501,6 +520,9 @@ class Engine:
                 break
             try:
                 outcome = await self._advance(wf, thread)
+                if record.attempts:
+                    record.attempts, record.error = 0, None  # the failing step went through
+                changed = self._apply(record, wf, thread, outcome)
             except (DefinitionError, StatementNotFound, NoManager) as e:
                 _fail(record, f"{type(e).__name__}: {e}")
                 return await self._save_or_reload(record), budget
@@ -511,9 +533,6 @@ class Engine:
                 )
                 self._step_failed(record, thread, e)
                 return await self._save_or_reload(record), budget
-            if record.attempts:
-                record.attempts, record.error = 0, None  # the failing step went through
-            changed = self._apply(record, wf, thread, outcome)
             if isinstance(outcome, st.BlockedFor) and not changed:
                 continue  # a WaitFor checked again still does not hold: nothing to save
             budget -= 1

@@ -1,0 +1,258 @@
+"""Engine verbs, errors and guarantees beyond single statements (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from callbacks import Timeout, default_callbacks
+from tests.conftest import KitFactory
+from tests.helpers import Manual, ManualManager, waiting_request
+from workflows import (
+    CorruptWorkflow,
+    DefinitionError,
+    For,
+    Go,
+    On,
+    Return,
+    S,
+    StaleCallback,
+    Step,
+    UnknownWorkflowType,
+    Wait,
+    Workflow,
+    WorkflowFinished,
+    WorkflowNotFound,
+)
+from workflows.state import EventStatus
+from workflows.store import SQLStore
+
+
+class Approval(Workflow):
+    """Approval-shaped: wait for a decision or a timeout."""
+
+    decision: str = ""
+    reminded: int = 0
+
+    def definition(self) -> Any:
+        return S(
+            Wait("decision",
+                 On("answer", Manual(self.decide), Step("record", lambda: None)),
+                 On("timeout", Timeout(after=timedelta(hours=24)),
+                    Return(TimeoutError("nobody answered")))),
+            Return(self.decision),
+        )
+
+    def decide(self, value: Any) -> None:
+        self.decision = str(value)
+
+
+async def test_timeout_fires_after_a_day_without_sleeping(make_kit: KitFactory) -> None:
+    kit = await make_kit(Approval)
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    await kit.advance(timedelta(hours=23, minutes=59))
+    assert (await kit.engine.get(wid)).status == "waiting"
+    await kit.advance(timedelta(minutes=1))
+    info = await kit.engine.get(wid)
+    assert (info.status, info.error) == ("failed", "nobody answered")
+    assert await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=9), 10) == []
+    manager: ManualManager = kit.engine.callbacks["manual"]  # type: ignore[assignment]
+    assert [(n, handled) for n, _, handled in manager.teardowns] == [("answer", False)]
+
+
+async def test_answer_cancels_the_timer(make_kit: KitFactory) -> None:
+    kit = await make_kit(Approval)
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    assert len(await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=2), 10)) == 1
+    await kit.engine.on_callback(await waiting_request(kit.engine, wid, "answer"), "yes")
+    await kit.drain()
+    info = await kit.engine.get(wid)
+    assert (info.status, info.output) == ("finished", "yes")
+    assert await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=2), 10) == []
+    await kit.advance(timedelta(days=2))
+    assert (await kit.engine.get(wid)).output == "yes"
+
+
+async def test_repeated_and_late_callbacks_change_nothing(make_kit: KitFactory) -> None:
+    kit = await make_kit(Approval)
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    request = await waiting_request(kit.engine, wid, "answer")
+    timeout = await waiting_request(kit.engine, wid, "timeout")
+    await kit.engine.on_callback(request, "yes")
+    with pytest.raises(StaleCallback):
+        await kit.engine.on_callback(request, "no")
+    with pytest.raises(StaleCallback):
+        await kit.engine.on_callback(timeout, None)
+    await kit.drain()
+    with pytest.raises(WorkflowFinished):
+        await kit.engine.on_callback(request, "no")
+    info = await kit.engine.get(wid)
+    assert info.output == "yes"
+    callbacks = [h for h in await kit.engine.history(wid) if h["kind"] == "callback"]
+    assert [(h["name"], h["input"]) for h in callbacks] == [("answer", "yes")]
+
+
+async def test_concurrent_callbacks_apply_exactly_once(make_kit: KitFactory) -> None:
+    kit = await make_kit(Approval)
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    request = await waiting_request(kit.engine, wid, "answer")
+    results = await asyncio.gather(
+        *(kit.engine.on_callback(request, f"answer {i}") for i in range(10)),
+        return_exceptions=True,
+    )
+    applied = [r for r in results if not isinstance(r, BaseException)]
+    assert len(applied) == 1
+    assert all(isinstance(r, StaleCallback) for r in results if isinstance(r, BaseException))
+    await kit.drain()
+    assert (await kit.engine.get(wid)).output == applied[0]
+
+
+async def test_callback_for_unknown_workflow(make_kit: KitFactory) -> None:
+    kit = await make_kit(Approval)
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    request = await waiting_request(kit.engine, wid, "answer")
+    with pytest.raises(WorkflowNotFound):
+        await kit.engine.on_callback(request.model_copy(update={"workflow_id": "nope"}), 1)
+
+
+async def test_cancel_tears_down_every_open_wait(make_kit: KitFactory) -> None:
+    kit = await make_kit(Approval)
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    request = await waiting_request(kit.engine, wid, "answer")
+    await kit.engine.cancel(wid, "no longer needed", actor="ops")
+    await kit.drain()
+    info = await kit.engine.get(wid)
+    assert (info.status, info.error) == ("cancelled", "no longer needed")
+    assert info.state.orphans == []
+    manager: ManualManager = kit.engine.callbacks["manual"]  # type: ignore[assignment]
+    assert manager.teardowns == [("answer", request.pc, False)]
+    assert await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=2), 10) == []
+    with pytest.raises(WorkflowFinished):
+        await kit.engine.on_callback(request, "yes")
+    with pytest.raises(WorkflowFinished):
+        await kit.engine.cancel(wid)
+    assert [h["kind"] for h in await kit.engine.history(wid)] == ["created", "cancelled"]
+
+
+async def test_setup_and_teardown_errors_are_recorded_and_retried(make_kit: KitFactory) -> None:
+    manager = ManualManager(fail_setups=2, fail_teardowns=1)
+    kit = await make_kit(Approval, callbacks={**default_callbacks(), "manual": manager})
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    record = await kit.engine.db.get(wid)
+    answer = next(e for e in record.state.threads[0].events if e.name == "answer")
+    assert (answer.status, answer.error) == (EventStatus.SETUP_ERROR,
+                                             "ConnectionError: setup failed")
+    assert record.due_at == answer.retry_at
+    await kit.advance(kit.engine.retry_base)
+    await kit.advance(kit.engine.retry_base * 2)
+    request = await waiting_request(kit.engine, wid, "answer")
+    assert manager.setups == [("answer", request.pc)]
+    await kit.engine.on_callback(request, "ok")
+    await kit.drain()
+    record = await kit.engine.db.get(wid)
+    assert record.status == "finished"
+    (orphan,) = record.state.orphans
+    assert (orphan.event.status, orphan.event.error) == (EventStatus.TEARDOWN_ERROR,
+                                                         "ConnectionError: teardown failed")
+    await kit.advance(kit.engine.retry_base)
+    assert (await kit.engine.db.get(wid)).state.orphans == []
+    assert manager.teardowns == [("answer", request.pc, True)]
+
+
+class BadLoop(Workflow):
+    def definition(self) -> Any:
+        return For("spin", True, Return())
+
+
+class Duplicate(Workflow):
+    def definition(self) -> Any:
+        return S(Step("a", lambda: None), Step("a", lambda: None))
+
+
+class NoManagerFor(Workflow):
+    def definition(self) -> Any:
+        return Wait("w", On("e", Timeout(after=timedelta(seconds=1))))
+
+
+async def test_invalid_definitions_are_refused_before_anything_runs(
+    make_kit: KitFactory,
+) -> None:
+    kit = await make_kit(BadLoop, Duplicate, NoManagerFor, callbacks={"manual": ManualManager()})
+    with pytest.raises(DefinitionError, match="loop 'spin' has no Step, Wait or WaitFor"):
+        await kit.engine.new_workflow(BadLoop())
+    with pytest.raises(DefinitionError, match="duplicate statement name 'a'"):
+        await kit.engine.new_workflow(Duplicate())
+    with pytest.raises(DefinitionError, match="no callback manager for handler type 'timeout'"):
+        await kit.engine.new_workflow(NoManagerFor())
+    assert await kit.engine.db.due(kit.clock.now(), 10) == []
+
+
+async def test_unknown_workflow_type(make_kit: KitFactory) -> None:
+    kit = await make_kit(Approval)
+    with pytest.raises(UnknownWorkflowType, match="'BadLoop' is not registered"):
+        await kit.engine.new_workflow(BadLoop())
+
+
+class Counter(Workflow):
+    n: int = 0
+
+    def definition(self) -> Any:
+        return S(Step("inc", self.inc), Wait("hold", On("go", Manual())), Return(self.n))
+
+    def inc(self) -> None:
+        self.n += 1
+
+
+async def test_corrupt_row_fails_that_workflow_only(make_kit: KitFactory) -> None:
+    kit = await make_kit(Counter)
+    bad = await kit.engine.new_workflow(Counter())
+    good = await kit.engine.new_workflow(Counter())
+    store = kit.engine.db
+    assert isinstance(store, SQLStore)
+    from workflows.store import W
+
+    async with store.engine.begin() as conn:
+        await conn.execute(W.update().where(W.c.id == bad).values(data={"n": "not a number"}))
+    await kit.drain()
+    with pytest.raises(CorruptWorkflow, match="stored data is invalid"):
+        await kit.engine.get(bad)
+    record = await store.get(bad)
+    assert record.status == "failed"
+    assert "stored data is invalid" in (record.error or "")
+    assert (await kit.engine.get(good)).status == "waiting"
+
+    # Broken execution state: failed with a clear error, without parsing it.
+    async with store.engine.begin() as conn:
+        await conn.execute(W.update().where(W.c.id == good).values(state={"threads": 5}))
+    await kit.engine.execute(good)
+    async with store.engine.connect() as conn:
+        status, error = (await conn.execute(
+            sa.select(W.c.status, W.c.error).where(W.c.id == good))).one()
+    assert status == "failed"
+    assert "execution state is invalid" in error
+
+
+class Spawner(Workflow):
+    def definition(self) -> Any:
+        return S(Go("a", Wait("w", On("e", Manual())), id="same"),
+                 Go("b", Step("s", lambda: None), id="same"))
+
+
+async def test_duplicate_thread_id_fails_the_workflow(make_kit: KitFactory) -> None:
+    kit = await make_kit(Spawner)
+    wid = await kit.engine.new_workflow(Spawner())
+    await kit.drain()
+    info = await kit.engine.get(wid)
+    assert info.status == "failed"
+    assert "thread 'same' is already running" in (info.error or "")
