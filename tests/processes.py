@@ -1,0 +1,81 @@
+"""Starting, waiting for and killing real worker processes (see tests/worker.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Worker:
+    def __init__(self, command: str, database_url: str, directory: Path, *args: str,
+                 crash_at: str | None = None, lease_seconds: float = 2.0) -> None:
+        env = {**os.environ, "WORKER_DIR": str(directory), "LEASE_SECONDS": str(lease_seconds),
+               "PYTHONPATH": str(ROOT)}
+        env.pop("CRASH_AT", None)
+        if crash_at:
+            env["CRASH_AT"] = crash_at
+        self.directory = directory
+        self.output = open(directory / f"worker-{time.monotonic_ns()}.out", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.worker", command, database_url, str(directory), *args],
+            cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT,
+        )
+
+    async def ready(self, timeout: float = 30.0) -> Worker:
+        marker = self.directory / f"ready-{self.process.pid}"
+        await poll(lambda: marker.exists() or self.process.poll() is not None, timeout,
+                   f"worker {self.process.pid} did not start")
+        assert self.process.poll() is None, self.log()
+        return self
+
+    async def exited(self, timeout: float = 30.0) -> int:
+        await poll(lambda: self.process.poll() is not None, timeout,
+                   f"worker {self.process.pid} did not exit")
+        self.output.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.output.close()
+
+    async def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return await self.exited()
+
+    def log(self) -> str:
+        self.output.flush()
+        return Path(self.output.name).read_text(errors="replace")
+
+
+async def poll(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float, message: str,
+    interval: float = 0.05,
+) -> None:
+    """Wait until `condition` holds, checking every `interval`; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def counts(directory: Path, name: str) -> Counter[str]:
+    path = directory / f"{name}.log"
+    if not path.exists():
+        return Counter()
+    return Counter(line for line in path.read_text().splitlines() if line)
