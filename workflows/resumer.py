@@ -90,7 +90,7 @@ class SchedulerResumer:
             self._submit(workflow_id)
         elif self._scheduler is not None:
             self._scheduler.add_job(
-                self._submit,
+                self._wake_job,
                 "date",
                 run_date=at,
                 args=[workflow_id],
@@ -98,6 +98,10 @@ class SchedulerResumer:
                 replace_existing=True,
                 misfire_grace_time=None,
             )
+
+    async def _wake_job(self, workflow_id: str) -> None:
+        # A coroutine, so APScheduler runs it on the event loop, not in a worker thread.
+        self._submit(workflow_id)
 
     def timer_added(self, timer: Timer) -> None:
         horizon = self.engine.clock.now() + timedelta(seconds=self.sweep_interval)
