@@ -45,9 +45,7 @@ async def fresh_postgres_database(server_url: str) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database of each kind."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'workflows.db'}"
@@ -60,13 +58,19 @@ KitFactory = Callable[..., Awaitable[WorkflowTestKit]]
 
 
 @pytest.fixture
-async def make_kit(database_url: str) -> AsyncIterator[KitFactory]:
+def kit_url(database_url: str) -> str:
+    """The database `make_kit` uses; modules may widen it (e.g. to the in-memory store)."""
+    return database_url
+
+
+@pytest.fixture
+async def make_kit(kit_url: str) -> AsyncIterator[KitFactory]:
     """Build a `WorkflowTestKit` on this test's database (fake clock, drain resumer)."""
     kits: list[WorkflowTestKit] = []
 
     async def make(*workflows: type[Workflow], **options: Any) -> WorkflowTestKit:
         options.setdefault("callbacks", {**default_callbacks(), "manual": ManualManager()})
-        kit = WorkflowTestKit(list(workflows), database_url=database_url, **options)
+        kit = WorkflowTestKit(list(workflows), database_url=kit_url, **options)
         await kit.__aenter__()
         kits.append(kit)
         return kit

@@ -47,8 +47,9 @@ class ManualManager:
         self.teardowns.append((request.name, request.pc, handled))
 
 
-async def waiting_request(engine: Engine, workflow_id: str, event: str,
-                          thread_id: str = "main") -> CallbackRequest:
+async def waiting_request(
+    engine: Engine, workflow_id: str, event: str, thread_id: str = "main"
+) -> CallbackRequest:
     """The request for `event` of the thread's current wait, as setup received it."""
     record = await engine.db.get(workflow_id)
     thread = record.state.thread(thread_id)
@@ -56,6 +57,12 @@ async def waiting_request(engine: Engine, workflow_id: str, event: str,
     assert thread.status == ThreadStatus.BLOCKED, thread
     for e in thread.events:
         if e.name == event:
-            return CallbackRequest(workflow_id=workflow_id, thread_id=thread_id, name=event,
-                                   pc=e.pc, setup_data=e.setup_data, waiting_since=e.since)
+            return CallbackRequest(
+                workflow_id=workflow_id,
+                thread_id=thread_id,
+                name=event,
+                pc=e.pc,
+                setup_data=e.setup_data,
+                waiting_since=e.since,
+            )
     raise AssertionError(f"thread {thread_id} does not wait for {event}: {thread.events}")

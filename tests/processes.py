@@ -16,10 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Worker:
-    def __init__(self, command: str, database_url: str, directory: Path, *args: str,
-                 crash_at: str | None = None, lease_seconds: float = 2.0) -> None:
-        env = {**os.environ, "WORKER_DIR": str(directory), "LEASE_SECONDS": str(lease_seconds),
-               "PYTHONPATH": str(ROOT)}
+    def __init__(
+        self,
+        command: str,
+        database_url: str,
+        directory: Path,
+        *args: str,
+        crash_at: str | None = None,
+        lease_seconds: float = 2.0,
+    ) -> None:
+        env = {
+            **os.environ,
+            "WORKER_DIR": str(directory),
+            "LEASE_SECONDS": str(lease_seconds),
+            "PYTHONPATH": str(ROOT),
+        }
         env.pop("CRASH_AT", None)
         if crash_at:
             env["CRASH_AT"] = crash_at
@@ -27,19 +38,28 @@ class Worker:
         self.output = open(directory / f"worker-{time.monotonic_ns()}.out", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.worker", command, database_url, str(directory), *args],
-            cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
         )
 
     async def ready(self, timeout: float = 30.0) -> Worker:
         marker = self.directory / f"ready-{self.process.pid}"
-        await poll(lambda: marker.exists() or self.process.poll() is not None, timeout,
-                   f"worker {self.process.pid} did not start")
+        await poll(
+            lambda: marker.exists() or self.process.poll() is not None,
+            timeout,
+            f"worker {self.process.pid} did not start",
+        )
         assert self.process.poll() is None, self.log()
         return self
 
     async def exited(self, timeout: float = 30.0) -> int:
-        await poll(lambda: self.process.poll() is not None, timeout,
-                   f"worker {self.process.pid} did not exit")
+        await poll(
+            lambda: self.process.poll() is not None,
+            timeout,
+            f"worker {self.process.pid} did not exit",
+        )
         self.output.close()
         return self.process.returncode
 
@@ -58,7 +78,9 @@ class Worker:
 
 
 async def poll(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float, message: str,
+    condition: Callable[[], bool | Awaitable[bool]],
+    timeout: float,
+    message: str,
     interval: float = 0.05,
 ) -> None:
     """Wait until `condition` holds, checking every `interval`; fail after `timeout`."""

@@ -117,8 +117,7 @@ class Flaky(Workflow):
     log: list[str] = []
 
     def definition(self) -> Any:
-        return S(Step("first", lambda: self.log.append("first")),
-                 Step("second", self.second))
+        return S(Step("first", lambda: self.log.append("first")), Step("second", self.second))
 
     def second(self) -> None:
         raise RuntimeError("bug in second")

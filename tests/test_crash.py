@@ -52,8 +52,15 @@ async def answer_all(engine: Engine, ids: list[str]) -> None:
         record = await engine.db.get(i)
         event = record.state.threads[0].events[0]
         await engine.on_callback(
-            CallbackRequest(workflow_id=i, thread_id="main", name=event.name, pc=event.pc,
-                            setup_data=event.setup_data), None)
+            CallbackRequest(
+                workflow_id=i,
+                thread_id="main",
+                name=event.name,
+                pc=event.pc,
+                setup_data=event.setup_data,
+            ),
+            None,
+        )
 
 
 async def check_finished_once(engine: Engine, ids: list[str], tmp_path: Path) -> None:
@@ -69,13 +76,17 @@ async def check_finished_once(engine: Engine, ids: list[str], tmp_path: Path) ->
         key = info.data.key  # type: ignore[attr-defined]
         for name in ("one", "two", "three"):
             assert steps[f"{key} {name}"] >= 1  # at least once
-    await poll(lambda: sum(counts(tmp_path, "teardowns").values()) >= len(ids), 30,
-               "not every wait was torn down")
+    await poll(
+        lambda: sum(counts(tmp_path, "teardowns").values()) >= len(ids),
+        30,
+        "not every wait was torn down",
+    )
 
 
 async def start(engine: Engine, count: int = N, delay: float = 0.0) -> list[str]:
-    return [await engine.new_workflow(CrashFlow(key=f"wf{n}", step_delay=delay))
-            for n in range(count)]
+    return [
+        await engine.new_workflow(CrashFlow(key=f"wf{n}", step_delay=delay)) for n in range(count)
+    ]
 
 
 @pytest.mark.parametrize("point", ["step:two", "setup"])
@@ -134,8 +145,11 @@ async def test_repeated_sigkill_at_random_moments_loses_nothing(
         worker = await Worker("run", database_url, tmp_path, lease_seconds=1).ready()
         seen = sum(counts(tmp_path, "steps").values())
         target = seen + rng.randint(3, 15)
-        await poll(lambda t=target: sum(counts(tmp_path, "steps").values()) >= t, 60,  # type: ignore[misc]
-                   "the worker made no progress")
+        await poll(
+            lambda t=target: sum(counts(tmp_path, "steps").values()) >= t,
+            60,  # type: ignore[misc]
+            "the worker made no progress",
+        )
         worker.kill()
     worker = await Worker("run", database_url, tmp_path, lease_seconds=1).ready()
     try:

@@ -40,10 +40,15 @@ class Approval(Workflow):
 
     def definition(self) -> Any:
         return S(
-            Wait("decision",
-                 On("answer", Manual(self.decide), Step("record", lambda: None)),
-                 On("timeout", Timeout(after=timedelta(hours=24)),
-                    Return(TimeoutError("nobody answered")))),
+            Wait(
+                "decision",
+                On("answer", Manual(self.decide), Step("record", lambda: None)),
+                On(
+                    "timeout",
+                    Timeout(after=timedelta(hours=24)),
+                    Return(TimeoutError("nobody answered")),
+                ),
+            ),
             Return(self.decision),
         )
 
@@ -151,8 +156,10 @@ async def test_setup_and_teardown_errors_are_recorded_and_retried(make_kit: KitF
     await kit.drain()
     record = await kit.engine.db.get(wid)
     answer = next(e for e in record.state.threads[0].events if e.name == "answer")
-    assert (answer.status, answer.error) == (EventStatus.SETUP_ERROR,
-                                             "ConnectionError: setup failed")
+    assert (answer.status, answer.error) == (
+        EventStatus.SETUP_ERROR,
+        "ConnectionError: setup failed",
+    )
     assert record.due_at == answer.retry_at
     await kit.advance(kit.engine.retry_base)
     await kit.advance(kit.engine.retry_base * 2)
@@ -163,8 +170,10 @@ async def test_setup_and_teardown_errors_are_recorded_and_retried(make_kit: KitF
     record = await kit.engine.db.get(wid)
     assert record.status == "finished"
     (orphan,) = record.state.orphans
-    assert (orphan.event.status, orphan.event.error) == (EventStatus.TEARDOWN_ERROR,
-                                                         "ConnectionError: teardown failed")
+    assert (orphan.event.status, orphan.event.error) == (
+        EventStatus.TEARDOWN_ERROR,
+        "ConnectionError: teardown failed",
+    )
     await kit.advance(kit.engine.retry_base)
     assert (await kit.engine.db.get(wid)).state.orphans == []
     assert manager.teardowns == [("answer", request.pc, True)]
@@ -237,16 +246,19 @@ async def test_corrupt_row_fails_that_workflow_only(make_kit: KitFactory) -> Non
         await conn.execute(W.update().where(W.c.id == good).values(state={"threads": 5}))
     await kit.engine.execute(good)
     async with store.engine.connect() as conn:
-        status, error = (await conn.execute(
-            sa.select(W.c.status, W.c.error).where(W.c.id == good))).one()
+        status, error = (
+            await conn.execute(sa.select(W.c.status, W.c.error).where(W.c.id == good))
+        ).one()
     assert status == "failed"
     assert "execution state is invalid" in error
 
 
 class Spawner(Workflow):
     def definition(self) -> Any:
-        return S(Go("a", Wait("w", On("e", Manual())), id="same"),
-                 Go("b", Step("s", lambda: None), id="same"))
+        return S(
+            Go("a", Wait("w", On("e", Manual())), id="same"),
+            Go("b", Step("s", lambda: None), id="same"),
+        )
 
 
 async def test_duplicate_thread_id_fails_the_workflow(make_kit: KitFactory) -> None:

@@ -54,8 +54,11 @@ async def test_timer_due_while_no_process_ran_fires_at_start(
     await idle.execute(wid)  # sets up the timer, then "the process goes down"
     (timer,) = await idle.db.due_timers(datetime.now(UTC) + timedelta(days=1), 10)
     await idle.close()
-    await poll(lambda: datetime.now(UTC) > timer.fire_at + timedelta(milliseconds=300), 5,
-               "deadline did not pass")
+    await poll(
+        lambda: datetime.now(UTC) > timer.fire_at + timedelta(milliseconds=300),
+        5,
+        "deadline did not pass",
+    )
     engine = make_engine(database_url, SchedulerResumer(sweep_interval=0.1))
     started = datetime.now(UTC)
     await engine.start()
@@ -88,8 +91,7 @@ async def test_failed_step_is_retried_by_the_scheduler(
 
 
 async def test_graceful_stop_releases_leases(running: Engine) -> None:
-    ids = [await running.new_workflow(TimerFlow(key=f"s{i}", after_ms=60_000))
-           for i in range(3)]
+    ids = [await running.new_workflow(TimerFlow(key=f"s{i}", after_ms=60_000)) for i in range(3)]
     await poll(lambda: all_waiting(running, ids), 20, "workflows did not start")
     await running.close()
     await running.db.start()
@@ -101,9 +103,7 @@ async def all_waiting(engine: Engine, ids: list[str]) -> bool:
     return all([(await engine.db.get(i)).status == "waiting" for i in ids])
 
 
-async def test_several_processes_share_one_postgres(
-    postgres_url: str, tmp_path: Path
-) -> None:
+async def test_several_processes_share_one_postgres(postgres_url: str, tmp_path: Path) -> None:
     from tests.conftest import fresh_postgres_database
 
     url = await fresh_postgres_database(postgres_url)
@@ -111,14 +111,16 @@ async def test_several_processes_share_one_postgres(
     await engine.start()
     try:
         workers = [await Worker("run", url, tmp_path).ready() for _ in range(3)]
-        ids = await asyncio.gather(*(
-            engine.new_workflow(TimerFlow(key=f"p{n}", after_ms=200)) for n in range(300)))
+        ids = await asyncio.gather(
+            *(engine.new_workflow(TimerFlow(key=f"p{n}", after_ms=200)) for n in range(300))
+        )
         await poll(lambda: finished(engine, list(ids)), 120, "not all workflows finished")
         for worker in workers:
             assert await worker.stop() == 0, worker.log()
         steps = counts(tmp_path, "steps")
         # No crash happened, so the leases must have kept every step to one process once.
-        assert len(steps) == 600 and set(steps.values()) == {1}
+        assert len(steps) == 600
+        assert set(steps.values()) == {1}
         owners = {(await engine.db.get(i)).lease_owner for i in ids}
         assert owners == {None}
         for i in ids[:50]:

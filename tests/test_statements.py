@@ -3,11 +3,12 @@ and PostgreSQL (every test runs on both)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import KitFactory
+from tests.conftest import KitFactory, fresh_postgres_database
 from tests.helpers import Manual, ManualManager, waiting_request
 from workflows import (
     Break,
@@ -28,6 +29,16 @@ from workflows import (
     Workflow,
 )
 from workflows.state import EventStatus, ThreadStatus
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def kit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Statements behave the same on the shipped in-memory store and on both databases."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'workflows.db'}"
+    return await fresh_postgres_database(request.getfixturevalue("postgres_url"))
 
 
 class Empty(Workflow):
@@ -130,7 +141,8 @@ async def test_handler_setup_teardown_with_handled_flag(make_kit: KitFactory) ->
     assert info.status == "finished"
     assert manager.setups == [("event", event.pc)]
     assert manager.teardowns == [("event", event.pc, True)]
-    assert info.state.threads[0].events == [] and info.state.orphans == []
+    assert info.state.threads[0].events == []
+    assert info.state.orphans == []
 
 
 async def test_callback_for_an_unknown_event_is_stale(make_kit: KitFactory) -> None:
@@ -155,9 +167,14 @@ class Loop(Workflow):
         return S(
             For("count to 5", self.i < 5, Step("step1", self.step1)),
             Step("reset i", self.reset),
-            For("wait twice", self.i < 2,
-                Wait("wait in loop for event",
-                     On("event", Manual(self.handled), Step("step2", self.step2)))),
+            For(
+                "wait twice",
+                self.i < 2,
+                Wait(
+                    "wait in loop for event",
+                    On("event", Manual(self.handled), Step("step2", self.step2)),
+                ),
+            ),
         )
 
     def step1(self) -> None:
@@ -180,9 +197,14 @@ class BreakLoop(Loop):
         return S(
             For("forever", True, Step("step1", self.step1), If(self.i >= 5, Break())),
             Step("reset i", self.reset),
-            For("wait twice", self.i < 2,
-                Wait("wait in loop for event",
-                     On("event", Manual(self.handled), Step("step2", self.step2)))),
+            For(
+                "wait twice",
+                self.i < 2,
+                Wait(
+                    "wait in loop for event",
+                    On("event", Manual(self.handled), Step("step2", self.step2)),
+                ),
+            ),
         )
 
 
@@ -217,10 +239,13 @@ class Skip(Workflow):
 
     def definition(self) -> Any:
         return S(
-            For("odd only", self.i < 6,
+            For(
+                "odd only",
+                self.i < 6,
                 Step("inc", self.inc),
                 If(self.i % 2 == 0, Continue()),
-                Step("log", self.write)),
+                Step("log", self.write),
+            ),
         )
 
     def inc(self) -> None:
@@ -247,10 +272,13 @@ class IfElse(Workflow):
             .Else(Step("duplicate", lambda: self.set(self.s + self.s)), Return()),
             Switch(
                 Case(self.s == "a", Step("add a", lambda: self.set(self.s + "a"))),
-                Case(self.s == "b", S(
-                    Step("add b", lambda: self.set(self.s + "b")),
-                    Wait("wait after b", On("event", Manual(lambda _: self.set(self.s + "h")))),
-                )),
+                Case(
+                    self.s == "b",
+                    S(
+                        Step("add b", lambda: self.set(self.s + "b")),
+                        Wait("wait after b", On("event", Manual(lambda _: self.set(self.s + "h")))),
+                    ),
+                ),
                 Default(Return("default")),
             ),
         )
@@ -296,9 +324,12 @@ class GoJoin(Workflow):
 
     def definition(self) -> Any:
         return S(
-            For("start threads", self.i < 5,
+            For(
+                "start threads",
+                self.i < 5,
                 Step("inc", self.inc),
-                Go("parallel", Step("log", self.log_it), id=f"worker-{self.i}")),
+                Go("parallel", Step("log", self.log_it), id=f"worker-{self.i}"),
+            ),
             WaitFor("all threads done", self.wg == 0),
             Step("done", self.done),
         )
@@ -339,8 +370,9 @@ class GoWait(Workflow):
 
     def ask(self, thread_id: str) -> Any:
         who = thread_id.removeprefix("ask-")
-        return Wait(f"wait {who}", On(f"answer {who}",
-                                       Manual(lambda v: self.answers.__setitem__(who, v))))
+        return Wait(
+            f"wait {who}", On(f"answer {who}", Manual(lambda v: self.answers.__setitem__(who, v)))
+        )
 
 
 async def test_threads_with_their_own_waits(make_kit: KitFactory) -> None:
@@ -351,11 +383,13 @@ async def test_threads_with_their_own_waits(make_kit: KitFactory) -> None:
     assert info.status == "waiting"
     assert {t.id for t in info.state.threads} == {"main", "ask-alice", "ask-bob"}
     await kit.engine.on_callback(
-        await waiting_request(kit.engine, wid, "answer bob", "ask-bob"), "yes")
+        await waiting_request(kit.engine, wid, "answer bob", "ask-bob"), "yes"
+    )
     await kit.drain()
     assert (await kit.engine.get(wid)).status == "waiting"
     await kit.engine.on_callback(
-        await waiting_request(kit.engine, wid, "answer alice", "ask-alice"), "no")
+        await waiting_request(kit.engine, wid, "answer alice", "ask-alice"), "no"
+    )
     await kit.drain()
     info = await kit.engine.get(wid)
     assert (info.status, info.output) == ("finished", {"alice": "no", "bob": "yes"})
@@ -368,8 +402,11 @@ class Sub(Workflow):
         return S(Step("step1", lambda: self.add("1")), self.sub1("sub1_"), self.sub1("sub1,2_"))
 
     def sub1(self, prefix: str) -> Any:
-        return S(Step(prefix + "_step2", lambda: self.add("2")),
-                 self.sub2(prefix + "_sub2,1_"), self.sub2(prefix + "_sub2,2_"))
+        return S(
+            Step(prefix + "_step2", lambda: self.add("2")),
+            self.sub2(prefix + "_sub2,1_"),
+            self.sub2(prefix + "_sub2,2_"),
+        )
 
     def sub2(self, prefix: str) -> Any:
         return S(Step(prefix + "_step3", lambda: self.add("3")))
@@ -390,8 +427,11 @@ class AsyncSteps(Workflow):
     log: list[str] = []
 
     def definition(self) -> Any:
-        return S(Step("a", self.a), Step("b", lambda: self.log.append("b")),
-                 Return(PermissionError("denied by policy")))
+        return S(
+            Step("a", self.a),
+            Step("b", lambda: self.log.append("b")),
+            Return(PermissionError("denied by policy")),
+        )
 
     async def a(self) -> None:
         self.log.append("a")

@@ -137,8 +137,13 @@ async def answer(database_url: str, workflow_id: str) -> None:
     try:
         record = await engine.db.get(workflow_id)
         event = record.state.threads[0].events[0]
-        request = CallbackRequest(workflow_id=workflow_id, thread_id="main", name=event.name,
-                                  pc=event.pc, setup_data=event.setup_data)
+        request = CallbackRequest(
+            workflow_id=workflow_id,
+            thread_id="main",
+            name=event.name,
+            pc=event.pc,
+            setup_data=event.setup_data,
+        )
         await engine.on_callback(request, None)
     finally:
         await engine.close()

@@ -349,9 +349,7 @@ class Engine:
             if record.status not in TERMINAL:
                 record.status = Status.RUNNING
                 record.due_at = self.clock.now()
-            record.audit.append(
-                AuditEntry("goto", name=step, thread_id=thread_id, actor=actor)
-            )
+            record.audit.append(AuditEntry("goto", name=step, thread_id=thread_id, actor=actor))
 
         await self.db.update(workflow_id, apply)
         self._wake(workflow_id)
@@ -476,6 +474,7 @@ class Engine:
 
     async def _drop_lease(self, workflow_id: str) -> None:
         try:
+
             async def apply(record: Record) -> None:
                 if record.lease_owner == self.worker_id:
                     record.lease_owner = None
@@ -529,7 +528,11 @@ class Engine:
             except Exception as e:
                 log.warning(
                     "step failed in workflow %s thread %s after %r: %s",
-                    record.id, thread.id, thread.step, e, extra={"workflow_id": record.id},
+                    record.id,
+                    thread.id,
+                    thread.step,
+                    e,
+                    extra={"workflow_id": record.id},
                 )
                 self._step_failed(record, thread, e)
                 return await self._save_or_reload(record), budget
@@ -618,14 +621,16 @@ class Engine:
         record.attempts += 1
         message = f"{type(error).__name__}: {error}"
         if record.attempts >= self.max_attempts:
-            _fail(record, f"step after {thread.step or 'start'!r} failed "
-                          f"{record.attempts} times: {message}")
+            _fail(
+                record,
+                f"step after {thread.step or 'start'!r} failed {record.attempts} times: {message}",
+            )
             return
         record.error = message
         record.due_at = self.clock.now() + self._backoff(record.attempts)
 
     def _backoff(self, attempts: int) -> timedelta:
-        delay = self.retry_base * (2 ** max(attempts - 1, 0))
+        delay = self.retry_base * (1 << min(max(attempts - 1, 0), 30))
         return min(delay, self.retry_max)
 
     async def _teardowns(self, record: Record) -> Record:
@@ -644,23 +649,33 @@ class Engine:
                 await manager.teardown(request, handlers.get(event.name), event.handled)
                 results[(thread_id, event.name, event.pc)] = None
             except Exception as e:
-                log.warning("teardown of %s failed: %s", event.name, e,
-                            extra={"workflow_id": record.id})
+                log.warning(
+                    "teardown of %s failed: %s", event.name, e, extra={"workflow_id": record.id}
+                )
                 results[(thread_id, event.name, event.pc)] = f"{type(e).__name__}: {e}"
 
         async def apply(fresh: Record) -> Record:
             now = self.clock.now()
             for thread in fresh.state.threads:
-                thread.events = [e for e in thread.events
-                                 if not self._settle_teardown(thread.id, e, results, now)]
-            fresh.state.orphans = [o for o in fresh.state.orphans
-                                   if not self._settle_teardown(o.thread_id, o.event, results, now)]
+                thread.events = [
+                    e
+                    for e in thread.events
+                    if not self._settle_teardown(thread.id, e, results, now)
+                ]
+            fresh.state.orphans = [
+                o
+                for o in fresh.state.orphans
+                if not self._settle_teardown(o.thread_id, o.event, results, now)
+            ]
             return fresh
 
         return await self._update_keep_lease(record, apply)
 
     def _settle_teardown(
-        self, thread_id: str, event: WaitEvent, results: dict[tuple[str, str, int], str | None],
+        self,
+        thread_id: str,
+        event: WaitEvent,
+        results: dict[tuple[str, str, int], str | None],
         now: datetime,
     ) -> bool:
         """Apply one teardown result; True when the event is gone for good."""
@@ -679,7 +694,9 @@ class Engine:
     async def _setups(self, record: Record) -> Record:
         now = self.clock.now()
         todo = [
-            (t.id, e) for t in record.state.threads for e in t.events
+            (t.id, e)
+            for t in record.state.threads
+            for e in t.events
             if _due(e, (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR), now)
         ]
         if not todo:
@@ -696,10 +713,13 @@ class Engine:
                 if handler is None:
                     raise StatementNotFound(f"event {event.name!r} is not in the definition")
                 results[(thread_id, event.name, event.pc)] = (
-                    await manager.setup(request, handler), None)
+                    await manager.setup(request, handler),
+                    None,
+                )
             except Exception as e:
-                log.warning("setup of %s failed: %s", event.name, e,
-                            extra={"workflow_id": record.id})
+                log.warning(
+                    "setup of %s failed: %s", event.name, e, extra={"workflow_id": record.id}
+                )
                 results[(thread_id, event.name, event.pc)] = ("", f"{type(e).__name__}: {e}")
         late: list[tuple[str, WaitEvent]] = []
 
@@ -823,17 +843,23 @@ def _work_now(record: Record, now: datetime) -> bool:
         return True
     if record.status in TERMINAL:
         return False
-    if any(_due(e, (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR), now)
-           for t in record.state.threads for e in t.events):
+    if any(
+        _due(e, (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR), now)
+        for t in record.state.threads
+        for e in t.events
+    ):
         return True
     in_backoff = bool(record.attempts) and record.due_at is not None and record.due_at > now
     return not in_backoff and any(t.status in _RUNNABLE for t in record.state.threads)
 
 
 def _next_due(record: Record) -> datetime | None:
-    times = [e.retry_at for _, e in _all_events(record.state)
-             if e.retry_at is not None and e.status in (EventStatus.SETUP_ERROR,
-                                                        EventStatus.TEARDOWN_ERROR)]
+    times = [
+        e.retry_at
+        for _, e in _all_events(record.state)
+        if e.retry_at is not None
+        and e.status in (EventStatus.SETUP_ERROR, EventStatus.TEARDOWN_ERROR)
+    ]
     if record.attempts and record.due_at is not None and record.status not in TERMINAL:
         times.append(record.due_at)
     return min(times) if times else None

@@ -158,8 +158,11 @@ class SchedulerResumer:
                     try:
                         await self.engine.execute(workflow_id)
                     except Exception:
-                        log.exception("executing %s failed; retrying later", workflow_id,
-                                      extra={"workflow_id": workflow_id})
+                        log.exception(
+                            "executing %s failed; retrying later",
+                            workflow_id,
+                            extra={"workflow_id": workflow_id},
+                        )
                         self.wake(workflow_id, self.engine.clock.now() + self.error_delay)
                         return
                 if workflow_id not in self._again or self._closing:

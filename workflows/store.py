@@ -200,9 +200,15 @@ class SQLStore:
             await conn.execute(
                 W.update()
                 .where(W.c.id == workflow_id)
-                .values(status="failed", error=error, due_at=None, lease_owner=None,
-                        lease_expires_at=None, version=W.c.version + 1,
-                        updated_at=datetime.now(UTC))
+                .values(
+                    status="failed",
+                    error=error,
+                    due_at=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    version=W.c.version + 1,
+                    updated_at=datetime.now(UTC),
+                )
             )
 
     async def due(self, now: datetime, limit: int) -> list[str]:
@@ -218,7 +224,7 @@ class SQLStore:
         async with self.engine.connect() as conn:
             return [r[0] for r in await conn.execute(query)]
 
-    async def list(self, status: str | None = None, limit: int = 1000) -> list[Record]:
+    async def list_workflows(self, status: str | None = None, limit: int = 1000) -> list[Record]:
         query = W.select().order_by(W.c.created_at).limit(limit)
         if status is not None:
             query = query.where(W.c.status == status)

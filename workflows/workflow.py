@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,8 +21,9 @@ class Workflow(BaseModel):
     workflow_type: ClassVar[str] = ""
     """Stored type name; defaults to the class name. Keep it stable across renames."""
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
         if "workflow_type" not in cls.__dict__:
             cls.workflow_type = cls.__name__
 

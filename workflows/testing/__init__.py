@@ -85,7 +85,8 @@ class DrainResumer:
 
 
 class WorkflowTestKit:
-    """An engine on a SQLite file (or `database_url`) with a fake clock and a drain resumer."""
+    """An engine on a SQLite file (or `database_url`; `"memory://"` for the in-memory
+    store) with a fake clock and a drain resumer."""
 
     def __init__(
         self,
@@ -96,7 +97,12 @@ class WorkflowTestKit:
         path: Path | None = None,
         **engine_options: Any,
     ) -> None:
-        if database_url is None:
+        db = None
+        if database_url == "memory://":
+            from workflows.testing.memory import MemoryStore
+
+            db = MemoryStore()
+        elif database_url is None:
             if path is None:
                 import tempfile
 
@@ -105,7 +111,8 @@ class WorkflowTestKit:
         self.clock = FakeClock()
         self.resumer = DrainResumer()
         self.engine = Engine(
-            database_url,
+            None if db is not None else database_url,
+            db=db,
             workflows=workflows,
             callbacks=callbacks,
             resumer=self.resumer,
@@ -126,7 +133,9 @@ class WorkflowTestKit:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.engine.close()

@@ -67,7 +67,9 @@ def _service_user() -> str | None:
 class PostgresServer:
     """One running server; `url` is a plain `postgresql://` URL for the `postgres` database."""
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, *, durable: bool = False) -> None:
+        """`durable=False` (tests) turns fsync off; benchmarks keep PostgreSQL's defaults."""
+        self.durable = durable
         self.bin_dir = bin_dir or find_binaries()
         self.user = _service_user()
         self.root = Path(tempfile.mkdtemp(prefix="approvalbot-pg-"))
@@ -89,18 +91,47 @@ class PostgresServer:
                 if not mode & 0o001:
                     os.chmod(parent, mode | 0o055)
         subprocess.run(
-            [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres",
-             "--auth=trust", "--encoding=UTF8", "--no-sync"],
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
             check=True,
             capture_output=True,
             user=self.user,
         )
         with open(self.root / "server.log", "wb") as log:
             self.process = subprocess.Popen(
-                [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-h", "127.0.0.1", "-k", str(self.root),
-                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=300"],
+                [
+                    str(self.bin_dir / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(self.root),
+                    "-c",
+                    "max_connections=300",
+                    *(
+                        []
+                        if self.durable
+                        else [
+                            "-c",
+                            "fsync=off",
+                            "-c",
+                            "synchronous_commit=off",
+                            "-c",
+                            "full_page_writes=off",
+                        ]
+                    ),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 user=self.user,

@@ -1,0 +1,121 @@
+"""An in-memory `DB`: the same contract as the SQL store, nothing persisted.
+
+For fast unit tests of workflow definitions and for measuring the engine alone. Records are
+copied in and out, so a caller never shares state with the store, as with a real database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from workflows.errors import WorkflowExists, WorkflowNotFound
+from workflows.state import State
+from workflows.types import AuditEntry, Record, Timer
+
+T = TypeVar("T")
+
+
+def _copy(record: Record) -> Record:
+    return dataclasses.replace(
+        record,
+        data=copy.deepcopy(record.data),
+        state=State.model_validate(record.state.model_dump()),
+        output=copy.deepcopy(record.output),
+        audit=list(record.audit),
+    )
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+        self._history: dict[str, list[dict[str, Any]]] = {}
+        self._timers: dict[str, Timer] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def ping(self) -> None:
+        pass
+
+    def _keep(self, record: Record) -> None:
+        self._history.setdefault(record.id, []).extend(_entry(record.id, a) for a in record.audit)
+        record.audit = []
+        self._records[record.id] = _copy(record)
+
+    async def create(self, record: Record) -> None:
+        if record.id in self._records:
+            raise WorkflowExists(f"workflow {record.id!r} already exists")
+        self._keep(record)
+
+    async def get(self, workflow_id: str) -> Record:
+        try:
+            return _copy(self._records[workflow_id])
+        except KeyError:
+            raise WorkflowNotFound(f"no workflow with id {workflow_id!r}") from None
+
+    async def update(self, workflow_id: str, fn: Callable[[Record], Awaitable[T]]) -> T:
+        async with self._lock:
+            record = await self.get(workflow_id)
+            result = await fn(record)
+            record.version += 1
+            self._keep(record)
+            return result
+
+    async def save(self, record: Record) -> bool:
+        current = self._records.get(record.id)
+        if current is None or current.version != record.version:
+            return False
+        record.version += 1
+        self._keep(record)
+        return True
+
+    async def mark_failed(self, workflow_id: str, error: str) -> None:
+        record = self._records[workflow_id]
+        record.status, record.error, record.lease_owner = "failed", error, None
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        due = [
+            r
+            for r in self._records.values()
+            if r.due_at is not None
+            and r.due_at <= now
+            and (r.lease_expires_at is None or r.lease_expires_at < now)
+        ]
+        return [r.id for r in sorted(due, key=lambda r: r.due_at or now)[:limit]]
+
+    async def history(self, workflow_id: str) -> list[dict[str, Any]]:
+        return list(self._history.get(workflow_id, []))
+
+    async def add_timer(self, timer: Timer) -> Timer:
+        return self._timers.setdefault(timer.key, timer)
+
+    async def delete_timer(self, key: str) -> None:
+        self._timers.pop(key, None)
+
+    async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
+        due = sorted(
+            (t for t in self._timers.values() if t.fire_at <= until), key=lambda t: t.fire_at
+        )
+        return due[:limit]
+
+
+def _entry(workflow_id: str, a: AuditEntry) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "kind": a.kind,
+        "name": a.name,
+        "thread_id": a.thread_id,
+        "pc": a.pc,
+        "input": a.input,
+        "output": a.output,
+        "actor": a.actor,
+    }
