@@ -14,8 +14,10 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot.sandbox.slack import SlackStandin
 from callbacks import default_callbacks
 from tests.helpers import ManualManager
+from tests.slackbot import Bot, running_bot, standin
 from workflows import Workflow
 from workflows.testing import WorkflowTestKit
 from workflows.testing.postgres import PostgresServer
@@ -78,3 +80,23 @@ async def make_kit(kit_url: str) -> AsyncIterator[KitFactory]:
     yield make
     for kit in kits:
         await kit.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandin]:
+    async with standin() as s:
+        yield s
+
+
+@pytest.fixture
+async def bot(slack: SlackStandin, tmp_path: Path) -> AsyncIterator[Bot]:
+    """The real bot on a SQLite file, over HTTP, against the Slack stand-in."""
+    async with running_bot(slack, f"sqlite:///{tmp_path / 'bot.db'}") as b:
+        yield b
+
+
+@pytest.fixture
+async def bot_on_each_db(slack: SlackStandin, database_url: str) -> AsyncIterator[Bot]:
+    """The same, once on SQLite and once on PostgreSQL."""
+    async with running_bot(slack, database_url) as b:
+        yield b

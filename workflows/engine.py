@@ -113,6 +113,7 @@ class Engine:
         resumer: Resumer | None = None,
         db: DB | None = None,
         clock: Clock | None = None,
+        services: Sequence[object] = (),
         max_attempts: int = 10,
         retry_base: timedelta = timedelta(seconds=1),
         retry_max: timedelta = timedelta(minutes=5),
@@ -129,6 +130,7 @@ class Engine:
         self.callbacks: dict[str, CallbackManager] = dict(callbacks or {})
         self.resumer = resumer
         self.clock: Clock = clock or SystemClock()
+        self.services: dict[type, object] = {type(s): s for s in services}
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.retry_max = retry_max
@@ -225,27 +227,11 @@ class Engine:
         `WorkflowFinished` if the workflow ended; either way nothing changes."""
 
         async def apply(record: Record) -> Any:
-            if record.status in TERMINAL:
-                raise WorkflowFinished(f"workflow {record.id} is {record.status}")
-            thread = record.state.thread(request.thread_id)
-            event = None
-            if thread is not None and thread.status == ThreadStatus.BLOCKED:
-                event = next(
-                    (e for e in thread.events if e.name == request.name and e.pc == request.pc),
-                    None,
-                )
-            if thread is None or event is None or event.status not in _OPEN:
-                raise StaleCallback(
-                    f"callback {request.name!r} (pc {request.pc}) of workflow {record.id} is "
-                    "stale: that wait is over"
-                )
+            thread, event = _current_wait(record, request)
             wf = self._load(record)
-            on = self._thread_events(wf, thread).get(request.name)
-            if on is None:
-                raise StatementNotFound(
-                    f"event {request.name!r} no longer exists in {record.type}'s definition"
-                )
-            output = await on.handler.handle(request, input)
+            output = await self._event(wf, record, thread, request.name).handler.handle(
+                request, input
+            )
             for e in thread.events:
                 e.status = EventStatus.PENDING_TEARDOWN
                 e.retry_at = None
@@ -276,6 +262,22 @@ class Engine:
             raise
         self._wake(request.workflow_id)
         return output
+
+    async def check_callback(self, request: CallbackRequest) -> Any:
+        """The handler that would take this callback now, without applying anything; raises
+        as `on_callback` would if the wait is over. For a quick answer before slower work
+        (a Slack modal asking for a reason, say); `on_callback` checks again."""
+        record = await self.db.get(request.workflow_id)
+        thread, _ = _current_wait(record, request)
+        return self._event(self._load(record), record, thread, request.name).handler
+
+    def _event(self, wf: Workflow, record: Record, thread: Thread, name: str) -> st.On:
+        on = self._thread_events(wf, thread).get(name)
+        if on is None:
+            raise StatementNotFound(
+                f"event {name!r} no longer exists in {record.type}'s definition"
+            )
+        return on
 
     async def _fail_waiting(self, workflow_id: str, error: str) -> None:
         """A callback found the workflow broken (code or data): fail it so an operator sees
@@ -408,9 +410,11 @@ class Engine:
     def _load(self, record: Record) -> Workflow:
         cls = self._class(record)
         try:
-            return cls.model_validate(record.data)
+            wf = cls.model_validate(record.data)
         except ValidationError as e:
             raise CorruptWorkflow(f"workflow {record.id}: stored data is invalid: {e}") from e
+        wf._services = self.services
+        return wf
 
     def _thread_root(self, wf: Workflow, thread: Thread) -> st.Stmt:
         root = wf.definition()
@@ -811,6 +815,21 @@ class Engine:
 
 
 # --- helpers over the execution state --------------------------------------------------------
+
+
+def _current_wait(record: Record, request: CallbackRequest) -> tuple[Thread, WaitEvent]:
+    """The thread and event `request` answers, if that wait is still open."""
+    if record.status in TERMINAL:
+        raise WorkflowFinished(f"workflow {record.id} is {record.status}")
+    thread = record.state.thread(request.thread_id)
+    if thread is not None and thread.status == ThreadStatus.BLOCKED:
+        for event in thread.events:
+            if event.name == request.name and event.pc == request.pc and event.status in _OPEN:
+                return thread, event
+    raise StaleCallback(
+        f"callback {request.name!r} (pc {request.pc}) of workflow {record.id} is stale: "
+        "that wait is over"
+    )
 
 
 def _request(record: Record, thread_id: str, event: WaitEvent) -> CallbackRequest:

@@ -129,6 +129,11 @@ class SchedulerResumer:
 
     async def sweep(self) -> None:
         """Run what the database says is due; schedule timers due before the next sweep."""
+        if self._closing:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # close() waits for it like for an execution
         try:
             now = self.engine.clock.now()
             for workflow_id in await self.engine.db.due(now, self.batch):
@@ -138,6 +143,9 @@ class SchedulerResumer:
                 self._schedule_timer(timer)
         except Exception:
             log.exception("sweep failed")
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
 
     def _submit(self, workflow_id: str) -> None:
         if self._closing:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from workflows.errors import WorkflowError
 from workflows.statements import Stmt
+
+S = TypeVar("S")
 
 
 class Workflow(BaseModel):
@@ -26,6 +30,16 @@ class Workflow(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         if "workflow_type" not in cls.__dict__:
             cls.workflow_type = cls.__name__
+
+    _services: Mapping[type, object] = PrivateAttr(default_factory=dict)
+
+    def service(self, kind: type[S]) -> S:
+        """The object of type `kind` given to the engine as a service (a Slack client, a
+        notifier...): how steps reach the outside world, since the data is only JSON."""
+        for key, value in self._services.items():
+            if issubclass(key, kind):
+                return value  # type: ignore[return-value]
+        raise WorkflowError(f"no service of type {kind.__name__} was given to the engine")
 
     def definition(self) -> Stmt:
         raise NotImplementedError(f"{type(self).__name__} must define definition()")

@@ -1,0 +1,146 @@
+"""Approve and Deny buttons, and the modal asking why.
+
+Listeners acknowledge first and translate between Slack and the engine; the engine decides.
+Every refusal (not an approver, the requester, a finished request, a second click) reaches
+the person as an ephemeral message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages
+from callbacks.user_action import APPROVE, DENY, WaitForUserAction
+from workflows import (
+    CallbackRejected,
+    CallbackRequest,
+    Engine,
+    StaleCallback,
+    WorkflowError,
+    WorkflowFinished,
+    WorkflowNotFound,
+)
+
+log = logging.getLogger("bot.actions")
+
+STALE = "This request was already decided, or you have already answered it."
+FINISHED = "This request is already closed."
+GONE = "This request no longer exists."
+BROKEN = "Something went wrong with this request; the team running the bot has been told."
+
+
+def explain(error: Exception) -> str:
+    """What to tell the person whose click was refused."""
+    if isinstance(error, CallbackRejected):
+        return str(error)
+    if isinstance(error, StaleCallback):
+        return STALE
+    if isinstance(error, WorkflowFinished):
+        return FINISHED
+    if isinstance(error, WorkflowNotFound):
+        return GONE
+    log.error("callback failed: %s", error)
+    return BROKEN
+
+
+async def decide(
+    engine: Engine, request: CallbackRequest, user: str, decision: str, reason: str = ""
+) -> str:
+    """Apply the decision; return the line to show the person."""
+    try:
+        await engine.on_callback(
+            request, {"user": user, "decision": decision, "reason": reason}, actor=user
+        )
+    except WorkflowError as e:
+        return explain(e)
+    return (
+        "Thanks, your approval is recorded."
+        if decision == APPROVE
+        else "You denied this request; the requester will be told why."
+    )
+
+
+def register(app: AsyncApp, engine: Engine) -> None:
+    @app.action(messages.APPROVE_ACTION)
+    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        try:
+            request = messages.decode_request(body["actions"][0]["value"])
+        except (KeyError, ValueError, TypeError):
+            text = "This button is not valid any more."
+        else:
+            text = await decide(engine, request, user, APPROVE)
+        await respond(response_type="ephemeral", replace_original=False, text=text)
+
+    @app.action(messages.DENY_ACTION)
+    async def deny(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user = body["user"]["id"]
+        try:
+            request = messages.decode_request(body["actions"][0]["value"])
+            handler = await engine.check_callback(request)
+            if isinstance(handler, WaitForUserAction):
+                handler.check(user)
+        except (KeyError, ValueError, TypeError):
+            await respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="This button is not valid any more.",
+            )
+            return
+        except WorkflowError as e:
+            await respond(response_type="ephemeral", replace_original=False, text=explain(e))
+            return
+        text = handler.text if isinstance(handler, WaitForUserAction) else ""
+        channel = str(body.get("channel", {}).get("id", ""))
+        try:
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=messages.deny_modal(request, channel, text)
+            )
+        except SlackApiError as e:
+            log.warning("could not open the deny modal: %s", e.response.get("error"))
+            await respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="Slack could not open the form in time; please click Deny again.",
+            )
+
+    @app.view(messages.DENY_VIEW)
+    async def deny_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user = body["user"]["id"]
+        try:
+            values = view["state"]["values"]
+            reason = str(values[messages.REASON_BLOCK][messages.REASON_INPUT]["value"] or "")
+            meta = json.loads(view["private_metadata"])
+            request = messages.decode_request(meta["request"])
+            channel = str(meta.get("channel", ""))
+        except (KeyError, ValueError, TypeError):
+            await ack(
+                response_action="errors",
+                errors={messages.REASON_BLOCK: "This form is not valid any more."},
+            )
+            return
+        if not reason.strip():
+            await ack(
+                response_action="errors",
+                errors={messages.REASON_BLOCK: "Please say why you deny this request."},
+            )
+            return
+        await ack()
+        text = await decide(engine, request, user, DENY, reason.strip())
+        if channel:
+            try:
+                await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            except SlackApiError as e:
+                log.warning("could not confirm the denial: %s", e.response.get("error"))

@@ -1,0 +1,164 @@
+"""Parsing `/approval` commands: pure functions, no Slack calls.
+
+    /approval <@U1> [<@U2> ...] [--timeout DURATION] [--quorum N] <what needs approving>
+
+Slack delivers mentions escaped (`<@U123|alice>`) when the command has escaping on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.messages import started
+from workflows import Engine
+from workflows.approval import ApprovalRequest
+
+log = logging.getLogger("bot.commands")
+
+DEFAULT_TIMEOUT = timedelta(hours=24)
+MAX_TIMEOUT = timedelta(days=365)
+
+USAGE = (
+    "*Usage:* `/approval @approver [@approver ...] [--timeout DURATION] [--quorum N] "
+    "what needs approving`\n"
+    "• `--timeout` like `90s`, `10m`, `2h`, `1d` or `1h30m` (default 24h)\n"
+    "• `--quorum` how many approvers must approve (default 1); one Deny ends the request\n"
+    "Example: `/approval @alice @bob --quorum 2 --timeout 2h Deploy api v2.3 to production`"
+)
+
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class UsageError(ValueError):
+    """The command is malformed; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class ApprovalCommand:
+    approvers: tuple[str, ...]
+    text: str
+    timeout: timedelta = DEFAULT_TIMEOUT
+    quorum: int = 1
+
+
+def parse_duration(value: str) -> timedelta:
+    match = _DURATION.match(value.strip().lower())
+    if not value.strip() or match is None or not any(match.groups()):
+        raise UsageError(f"`{value}` is not a duration: use forms like 90s, 10m, 2h, 1d, 1h30m")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if duration <= timedelta(0):
+        raise UsageError("the timeout must be longer than zero")
+    if duration > MAX_TIMEOUT:
+        raise UsageError("the timeout can be at most 365 days")
+    return duration
+
+
+def parse_approval(text: str) -> ApprovalCommand | None:
+    """Parse the command text; None means the user asked for help."""
+    words = text.split()
+    if not words:
+        raise UsageError("the command is empty: name at least one approver and what to approve")
+    if words[0].lower() in ("help", "-h", "--help"):
+        return None
+    approvers: list[str] = []
+    timeout = DEFAULT_TIMEOUT
+    quorum = 1
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        mention = _MENTION.match(word)
+        if rest:  # the description has begun: everything after it is its text
+            rest.append(word)
+        elif mention:
+            if mention.group(1) not in approvers:
+                approvers.append(mention.group(1))
+        elif word.startswith("@"):
+            raise UsageError(
+                f"`{word}` is not a Slack user mention: pick the person from the @ menu"
+            )
+        elif word in ("--timeout", "--quorum"):
+            if i + 1 >= len(words):
+                raise UsageError(f"`{word}` needs a value")
+            value = words[i + 1]
+            if word == "--timeout":
+                timeout = parse_duration(value)
+            else:
+                if not value.isdigit() or int(value) < 1:
+                    raise UsageError(f"`--quorum {value}` must be a whole number of at least 1")
+                quorum = int(value)
+            i += 1
+        elif word.startswith("--"):
+            raise UsageError(f"unknown option `{word}`: the options are --timeout and --quorum")
+        else:
+            rest.append(word)
+        i += 1
+    if not approvers:
+        raise UsageError("name at least one approver with an @mention")
+    description = " ".join(rest).strip()
+    if not description:
+        raise UsageError("say what needs approving after the approvers")
+    if quorum > len(approvers):
+        raise UsageError(f"`--quorum {quorum}` is more than the {len(approvers)} approver(s) named")
+    return ApprovalCommand(tuple(approvers), description, timeout, quorum)
+
+
+def format_duration(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def register(app: AsyncApp, engine: Engine) -> None:
+    """`/approval`: acknowledge at once (usage on bad input), then start the workflow."""
+
+    @app.command("/approval")
+    async def approval(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        requester = str(command.get("user_id", ""))
+        try:
+            parsed = parse_approval(str(command.get("text", "")))
+            if parsed is not None and sum(u != requester for u in parsed.approvers) < max(
+                parsed.quorum, 1
+            ):
+                raise UsageError("you cannot approve your own request: name other approvers")
+        except UsageError as e:
+            await ack(response_type="ephemeral", text=f":warning: {e}\n\n{USAGE}")
+            return
+        if parsed is None:
+            await ack(response_type="ephemeral", text=USAGE)
+            return
+        approvers = list(parsed.approvers)
+        await ack(
+            response_type="ephemeral",
+            text=started(approvers, parsed.quorum, format_duration(parsed.timeout)),
+        )
+        try:
+            await engine.new_workflow(
+                ApprovalRequest(
+                    requester=requester,
+                    approvers=approvers,
+                    text=parsed.text,
+                    quorum=parsed.quorum,
+                    timeout=parsed.timeout,
+                    channel=str(command.get("channel_id", "")),
+                )
+            )
+        except Exception:
+            log.exception("could not start an approval request")
+            await respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=":x: Your request could not be started. Please try again.",
+            )

@@ -1,0 +1,25 @@
+"""Telling the requester how their request ended, by DM."""
+
+from __future__ import annotations
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages
+from workflows.approval import APPROVED, DENIED, ApprovalRequest
+
+
+class SlackNotifier:
+    """The approval workflow's `Notifier`: one DM to the requester."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def tell_requester(self, request: ApprovalRequest, outcome: str) -> None:
+        by = request.approved_by if outcome == APPROVED else [request.denied_by]
+        payload = messages.outcome(
+            outcome,
+            text=request.text,
+            by=by if outcome in (APPROVED, DENIED) else None,
+            reason=request.reason,
+        )
+        await self.client.chat_postMessage(channel=request.requester, **payload)

@@ -1,0 +1,643 @@
+"""A local Slack: the Web API the bot calls, and Slack's side of the conversation.
+
+As the Web API (reached through `SLACK_API_URL`) it answers the methods the bot uses the
+way Slack does: `ok` / `error` bodies, `D…` conversation IDs for DMs opened by posting to a
+user ID, `channel_not_found` when `chat.delete` is given a user ID, `message_not_found`,
+`expired_trigger_id` three seconds after a click, Block Kit limit errors, and, when asked
+to, HTTP 429 with `Retry-After` or 500s. It records every call.
+
+As Slack's side it signs slash commands, button clicks and modal submissions with the
+signing secret and sends them to the app over HTTP (or, when the app connected through
+Socket Mode, as envelopes over the websocket), serves `response_url`, and keeps what each
+user would see: messages, ephemeral messages, open modals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
+
+from bot.sandbox.blockkit import MESSAGE_TEXT, BlockKitError, check_blocks, check_view
+
+TEAM_ID = "T0SANDBOX"
+BOT_USER_ID = "U0BOT"
+BOT_ID = "B0BOT"
+APP_ID = "A0SANDBOX"
+TRIGGER_TTL = 3.0
+
+
+class SlackError(Exception):
+    def __init__(self, error: str, status: int = 200, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.extra = extra
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    user: str = BOT_USER_ID
+    deleted: bool = False
+    ephemeral_to: str = ""  # user who alone sees it, for ephemeral messages
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "channel": self.channel,
+            "ts": self.ts,
+            "text": self.text,
+            "blocks": self.blocks,
+            "user": self.user,
+            "bot_id": BOT_ID,
+        }
+
+
+@dataclass
+class Fault:
+    status: int
+    error: str
+    retry_after: int
+    times: int
+
+
+@dataclass
+class SentRequest:
+    """What the app answered to a request Slack sent it."""
+
+    status: int
+    body: str
+    json: Any = None
+
+
+@dataclass
+class View:
+    id: str
+    user: str
+    view: dict[str, Any]
+    closed: bool = False
+
+
+@dataclass
+class Workspace:
+    users: dict[str, str] = field(default_factory=dict)  # id -> name
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dms: dict[str, str] = field(default_factory=dict)  # user id -> D… channel
+    messages: list[Message] = field(default_factory=list)
+    views: dict[str, View] = field(default_factory=dict)
+    triggers: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+
+class SlackStandin:
+    """Start with `await start()`; point the app's `SLACK_API_URL` at `api_url` and set
+    `app_url` to the app's `/slack/events` (not needed in Socket Mode)."""
+
+    def __init__(
+        self,
+        *,
+        signing_secret: str,
+        bot_token: str,
+        app_token: str = "",
+        users: dict[str, str] | None = None,
+    ) -> None:
+        self.signing_secret = signing_secret
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.workspace = Workspace(users=dict(users or {}))
+        self.workspace.channels["C0GENERAL"] = {"id": "C0GENERAL", "name": "general"}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.responses: list[dict[str, Any]] = []
+        self.app_url = ""
+        self._faults: dict[str, deque[Fault]] = {}
+        self._seq = itertools.count(1)
+        self._clock = time.time
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._response_urls: dict[str, tuple[str, str]] = {}
+        self._changed = asyncio.Condition()
+        self.base_url = ""
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/{method}", self._api),
+            web.post("/response/{id}", self._response_url),
+            web.get("/socket", self._socket),
+        ]
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> SlackStandin:
+        app = web.Application()
+        app.add_routes(self.routes())
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        self.attach(f"http://{host}:{bound[1]}")
+        return self
+
+    def attach(self, base_url: str) -> None:
+        """Serve under `base_url` (when mounted into another aiohttp application)."""
+        self.base_url = base_url.rstrip("/")
+        self._http = self._http or aiohttp.ClientSession()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- test controls ---------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 500,
+        error: str = "internal_error",
+        retry_after: int = 1,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` calls of `method` fail (429 carries `Retry-After`)."""
+        self._faults.setdefault(method, deque()).append(Fault(status, error, retry_after, times))
+
+    def add_user(self, user_id: str, name: str) -> None:
+        self.workspace.users[user_id] = name
+
+    def calls_of(self, method: str) -> list[dict[str, Any]]:
+        return [params for m, params in self.calls if m == method]
+
+    def dm_channel(self, user: str) -> str:
+        if user not in self.workspace.dms:
+            channel = "D" + uuid.uuid4().hex[:10].upper()
+            self.workspace.dms[user] = channel
+            self.workspace.channels[channel] = {"id": channel, "is_im": True, "user": user}
+        return self.workspace.dms[user]
+
+    def visible(self, user: str, channel: str | None = None) -> list[Message]:
+        """Live messages `user` sees: their DM with the bot (or `channel`), ephemerals
+        included."""
+        channel = channel or self.dm_channel(user)
+        return [
+            m
+            for m in self.workspace.messages
+            if m.channel == channel
+            and not m.deleted
+            and (not m.ephemeral_to or m.ephemeral_to == user)
+        ]
+
+    def ephemerals(self, user: str) -> list[Message]:
+        return [m for m in self.workspace.messages if m.ephemeral_to == user]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- the Web API -----------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _params(request)
+        self.calls.append((method, params))
+        faults = self._faults.get(method)
+        if faults:
+            fault = faults[0]
+            fault.times -= 1
+            if fault.times <= 0:
+                faults.popleft()
+            headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+            return web.json_response(
+                {"ok": False, "error": "ratelimited" if fault.status == 429 else fault.error},
+                status=fault.status,
+                headers=headers,
+            )
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        token = token or str(params.get("token", ""))
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if not token:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        if token != expected:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        try:
+            result = await handler(params)
+        except SlackError as e:
+            return web.json_response({"ok": False, "error": e.error, **e.extra}, status=e.status)
+        except BlockKitError as e:
+            return web.json_response({"ok": False, "error": e.error, "errors": [str(e)]})
+        await self._notify()
+        return web.json_response({"ok": True, **result})
+
+    def _ts(self) -> str:
+        return f"{int(self._clock())}.{next(self._seq):06d}"
+
+    def _channel(self, channel: str) -> str:
+        """Resolve a `channel` argument as chat.postMessage does (user IDs open a DM)."""
+        if channel.startswith(("U", "W")):
+            if channel not in self.workspace.users:
+                raise SlackError("channel_not_found")
+            return self.dm_channel(channel)
+        if channel not in self.workspace.channels:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def _content(self, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        text = str(params.get("text") or "")
+        blocks = _json_field(params.get("blocks")) or []
+        if not text and not blocks:
+            raise SlackError("no_text")
+        if len(text) > MESSAGE_TEXT:
+            raise SlackError("msg_too_long")
+        check_blocks(blocks)
+        return text, blocks
+
+    async def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "http://sandbox.slack.local/",
+            "team": "Sandbox",
+            "user": "approvals",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+        }
+
+    async def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(str(params.get("channel", "")))
+        text, blocks = self._content(params)
+        message = Message(channel, self._ts(), text, blocks)
+        self.workspace.messages.append(message)
+        return {"channel": channel, "ts": message.ts, "message": message.public()}
+
+    async def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(str(params.get("channel", "")))
+        user = str(params.get("user", ""))
+        if user not in self.workspace.users:
+            raise SlackError("user_not_found")
+        text, blocks = self._content(params)
+        message = Message(channel, self._ts(), text, blocks, ephemeral_to=user)
+        self.workspace.messages.append(message)
+        return {"message_ts": message.ts}
+
+    async def _m_chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        ts = str(params.get("ts", ""))
+        if channel not in self.workspace.channels:
+            raise SlackError("channel_not_found")
+        for message in self.workspace.messages:
+            if message.channel == channel and message.ts == ts and not message.ephemeral_to:
+                if message.deleted:
+                    break
+                message.deleted = True
+                return {"channel": channel, "ts": ts}
+        raise SlackError("message_not_found")
+
+    async def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        ts = str(params.get("ts", ""))
+        text, blocks = self._content(params)
+        for message in self.workspace.messages:
+            if message.channel == channel and message.ts == ts and not message.deleted:
+                message.text, message.blocks = text, blocks
+                return {"channel": channel, "ts": ts, "text": text}
+        raise SlackError("message_not_found")
+
+    async def _m_conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        users = str(params.get("users", "")).split(",")
+        if len(users) != 1 or users[0] not in self.workspace.users:
+            raise SlackError("user_not_found")
+        return {"channel": {"id": self.dm_channel(users[0])}}
+
+    async def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user", ""))
+        if user not in self.workspace.users:
+            raise SlackError("user_not_found")
+        name = self.workspace.users[user]
+        return {"user": {"id": user, "name": name, "real_name": name.title(), "team_id": TEAM_ID}}
+
+    async def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(params.get("trigger_id", ""))
+        if trigger not in self.workspace.triggers:
+            raise SlackError("invalid_trigger_id")
+        user, issued = self.workspace.triggers.pop(trigger)
+        if time.monotonic() - issued > TRIGGER_TTL:
+            raise SlackError("expired_trigger_id")
+        view = _json_field(params.get("view"))
+        check_view(view)
+        view_id = "V" + uuid.uuid4().hex[:10].upper()
+        opened = {
+            **view,
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "app_id": APP_ID,
+            "state": {"values": {}},
+            "hash": uuid.uuid4().hex,
+        }
+        self.workspace.views[view_id] = View(view_id, user, opened)
+        return {"view": opened}
+
+    async def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"url": self.base_url.replace("http", "ws", 1) + "/socket"}
+
+    # --- response_url ----------------------------------------------------------------------
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        target = self._response_urls.get(request.match_info["id"])
+        if target is None:
+            return web.Response(status=404, text="no_such_response_url")
+        user, channel = target
+        info = {"u": user, "c": channel}
+        self.responses.append({**payload, "user": user, "channel": channel})
+        text, blocks = str(payload.get("text", "")), payload.get("blocks") or []
+        try:
+            check_blocks(blocks)
+        except BlockKitError as e:
+            return web.json_response({"ok": False, "error": e.error})
+        if payload.get("response_type") == "in_channel":
+            self.workspace.messages.append(Message(info["c"], self._ts(), text, blocks))
+        else:
+            self.workspace.messages.append(
+                Message(info["c"], self._ts(), text, blocks, ephemeral_to=info["u"])
+            )
+        await self._notify()
+        return web.Response(text="ok")
+
+    def _response_url_for(self, user: str, channel: str) -> str:
+        token = uuid.uuid4().hex
+        self._response_urls[token] = (user, channel)
+        return f"{self.base_url}/response/{token}"
+
+    # --- Slack's side: sending requests to the app -----------------------------------------
+
+    def _trigger(self, user: str) -> str:
+        trigger = f"{next(self._seq)}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:16]}"
+        self.workspace.triggers[trigger] = (user, time.monotonic())
+        return trigger
+
+    def _user(self, user: str) -> dict[str, Any]:
+        name = self.workspace.users.get(user, user)
+        return {"id": user, "username": name, "name": name, "team_id": TEAM_ID}
+
+    async def slash_command(
+        self,
+        user: str,
+        text: str,
+        *,
+        command: str = "/approval",
+        channel: str = "C0GENERAL",
+        **send: Any,
+    ) -> SentRequest:
+        """Type a slash command as `user` in `channel`."""
+        channel_name = self.workspace.channels.get(channel, {}).get("name", "directmessage")
+        form = {
+            "token": "sandbox-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "sandbox",
+            "channel_id": channel,
+            "channel_name": channel_name,
+            "user_id": user,
+            "user_name": self.workspace.users.get(user, user),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self._response_url_for(user, channel),
+            "trigger_id": self._trigger(user),
+        }
+        answer = await self._send(urlencode(form), "slash_commands", form, **send)
+        self._show_ack(answer, user, channel)
+        return answer
+
+    async def click(self, user: str, message: Message, action_id: str, **send: Any) -> SentRequest:
+        """Click the button `action_id` of `message` as `user`."""
+        element, block_id = _find_action(message, action_id)
+        payload = {
+            "type": "block_actions",
+            "user": self._user(user),
+            "api_app_id": APP_ID,
+            "token": "sandbox-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message.ts,
+                "channel_id": message.channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": self._trigger(user),
+            "team": {"id": TEAM_ID, "domain": "sandbox"},
+            "channel": {"id": message.channel, "name": "directmessage"},
+            "message": message.public(),
+            "state": {"values": {}},
+            "response_url": self._response_url_for(user, message.channel),
+            "actions": [
+                {
+                    "type": element.get("type", "button"),
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "text": element.get("text", {}),
+                    "value": element.get("value", ""),
+                    "style": element.get("style"),
+                    "action_ts": f"{self._clock():.6f}",
+                }
+            ],
+        }
+        answer = await self._send(
+            urlencode({"payload": json.dumps(payload)}), "interactive", payload, **send
+        )
+        self._show_ack(answer, user, message.channel)
+        return answer
+
+    def open_views(self, user: str) -> list[View]:
+        return [v for v in self.workspace.views.values() if v.user == user and not v.closed]
+
+    async def submit_view(
+        self, user: str, view: View, values: dict[str, dict[str, str]], **send: Any
+    ) -> SentRequest:
+        """Submit an open modal; `values` maps block_id -> action_id -> typed text."""
+        state = {
+            block: {
+                action: {"type": "plain_text_input", "value": value}
+                for action, value in actions.items()
+            }
+            for block, actions in values.items()
+        }
+        submitted = {**view.view, "state": {"values": state}}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "sandbox"},
+            "user": self._user(user),
+            "api_app_id": APP_ID,
+            "token": "sandbox-verification-token",
+            "trigger_id": self._trigger(user),
+            "view": submitted,
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
+        answer = await self._send(
+            urlencode({"payload": json.dumps(payload)}), "interactive", payload, **send
+        )
+        body = answer.json if isinstance(answer.json, dict) else {}
+        if answer.status == 200 and body.get("response_action") != "errors":
+            view.closed = True
+            await self._notify()
+        return answer
+
+    def _show_ack(self, answer: SentRequest, user: str, channel: str) -> None:
+        """Slack shows text in an acknowledgement to the user who acted, as ephemeral."""
+        body = answer.json if isinstance(answer.json, dict) else None
+        if answer.status == 200 and body and (body.get("text") or body.get("blocks")):
+            self.workspace.messages.append(
+                Message(
+                    channel,
+                    self._ts(),
+                    str(body.get("text", "")),
+                    body.get("blocks") or [],
+                    ephemeral_to=user,
+                )
+            )
+        elif answer.status == 200 and answer.body and not body:
+            self.workspace.messages.append(
+                Message(channel, self._ts(), answer.body, [], ephemeral_to=user)
+            )
+
+    def sign(self, body: str, timestamp: str | None = None) -> dict[str, str]:
+        timestamp = timestamp or str(int(time.time()))
+        signature = SignatureVerifier(self.signing_secret).generate_signature(
+            timestamp=timestamp, body=body
+        )
+        return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature or ""}
+
+    async def _send(
+        self,
+        body: str,
+        envelope_type: str,
+        payload: dict[str, Any],
+        *,
+        headers: dict[str, str] | None = None,
+        timestamp: str | None = None,
+        signature: str | None = None,
+    ) -> SentRequest:
+        if self._sockets and headers is None and timestamp is None and signature is None:
+            return await self._send_envelope(envelope_type, payload)
+        assert self._http is not None, "start() the stand-in first"
+        signed = self.sign(body, timestamp)
+        if signature is not None:
+            signed["X-Slack-Signature"] = signature
+        sent_headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **(signed if headers is None else headers),
+        }
+        async with self._http.post(
+            self.app_url, data=body.encode(), headers=sent_headers
+        ) as response:
+            text = await response.text()
+            try:
+                parsed = json.loads(text) if text else None
+            except ValueError:
+                parsed = None
+            await self._notify()
+            return SentRequest(response.status, text, parsed)
+
+    # --- Socket Mode -----------------------------------------------------------------------
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {"host": "sandbox"},
+                "connection_info": {"app_id": APP_ID},
+            }
+        )
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                future = self._pending_acks.pop(str(data.get("envelope_id")), None)
+                if future is not None and not future.done():
+                    future.set_result(data)
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    @property
+    def socket_connected(self) -> bool:
+        return bool(self._sockets)
+
+    async def _send_envelope(
+        self, envelope_type: str, payload: dict[str, Any], timeout: float = 10.0
+    ) -> SentRequest:
+        envelope_id = str(uuid.uuid4())
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending_acks[envelope_id] = future
+        await self._sockets[0].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": envelope_type,
+                "payload": payload,
+                "accepts_response_payload": envelope_type != "events_api",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        ack = await asyncio.wait_for(future, timeout)
+        await self._notify()
+        body = ack.get("payload")
+        return SentRequest(200, json.dumps(body) if body is not None else "", body)
+
+
+def _json_field(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise SlackError("invalid_json") from None
+    return value
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """Arguments as Slack reads them: query string, form body or JSON body."""
+    params: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json()
+        params.update(body if isinstance(body, dict) else {})
+    else:
+        params.update(parse_qsl(await request.text(), keep_blank_values=True))
+    return params
+
+
+def _find_action(message: Message, action_id: str) -> tuple[dict[str, Any], str]:
+    for block in message.blocks:
+        if block.get("type") == "actions":
+            for element in block.get("elements", []):
+                if element.get("action_id") == action_id:
+                    return element, str(block.get("block_id", ""))
+    raise ValueError(f"message {message.ts} has no action {action_id!r}")

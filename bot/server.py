@@ -1,0 +1,61 @@
+"""Serving the app: HTTP (aiohttp: `POST /slack/events`, `GET /healthz`) or Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+from bot.service import Service
+
+log = logging.getLogger("bot.server")
+
+
+def web_app(service: Service) -> web.Application:
+    """The aiohttp application: Slack's endpoint plus a health check."""
+    app = service.app.web_app(path="/slack/events")
+
+    async def healthz(request: web.Request) -> web.Response:
+        if await service.healthy():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "database unavailable"}, status=503)
+
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(
+    service: Service,
+    host: str = "0.0.0.0",
+    port: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`), then stop gracefully: executions in flight
+    finish their step and release their leases."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    runner = web.AppRunner(web_app(service), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, service.settings.port if port is None else port)
+    await site.start()
+    socket_handler = None
+    if service.settings.socket_mode:
+        socket_handler = AsyncSocketModeHandler(service.app, service.settings.slack_app_token)
+        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack in Socket Mode; /healthz on port %s", site.name)
+    else:
+        log.info("serving Slack requests on %s/slack/events", site.name)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        if socket_handler is not None:
+            await socket_handler.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+        await service.close()

@@ -1,0 +1,75 @@
+"""Wiring: settings -> Slack client, engine, resumer, callback managers, Bolt app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import actions, commands, messages
+from bot.outcomes import SlackNotifier
+from bot.settings import Settings
+from bot.slack import make_client
+from callbacks import default_callbacks
+from callbacks.slack import SlackActionManager
+from callbacks.user_action import WaitForUserAction
+from workflows import CallbackRequest, Engine
+from workflows.approval import ApprovalRequest
+from workflows.resumer import SchedulerResumer
+
+
+def render_request(request: CallbackRequest, handler: WaitForUserAction) -> dict[str, object]:
+    return messages.approval_request(
+        request,
+        requester=handler.requester,
+        text=handler.text,
+        deadline=handler.deadline,
+        quorum=handler.quorum,
+        approvers=handler.approvers,
+    )
+
+
+@dataclass
+class Service:
+    settings: Settings
+    client: AsyncWebClient
+    engine: Engine
+    app: AsyncApp
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def healthy(self) -> bool:
+        try:
+            await self.engine.db.ping()
+        except Exception:
+            return False
+        return True
+
+
+def build(
+    settings: Settings, *, sweep_interval: float = 1.0, resumer: SchedulerResumer | None = None
+) -> Service:
+    client = make_client(settings.slack_bot_token, settings.slack_api_url)
+    engine = Engine(
+        settings.database_url,
+        workflows=[ApprovalRequest],
+        callbacks={
+            **default_callbacks(),
+            WaitForUserAction.type: SlackActionManager(client, render_request),
+        },
+        resumer=resumer or SchedulerResumer(sweep_interval=sweep_interval),
+        services=[SlackNotifier(client)],
+    )
+    app = AsyncApp(
+        signing_secret=settings.slack_signing_secret or None,
+        client=client,
+        request_verification_enabled=not settings.socket_mode,
+    )
+    commands.register(app, engine)
+    actions.register(app, engine)
+    return Service(settings, client, engine, app)

@@ -1,0 +1,74 @@
+"""Settings from the environment or a `.env` file (see `.env.example`)."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.store import async_url
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    database_url: str = "sqlite:///workflows.db"
+    port: int = 3000
+    slack_api_url: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        async_url(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f"unknown log level {value!r}")
+        return value.upper()
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if not value or value.endswith("/") else value + "/"
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def require_slack(self) -> None:
+        """Check what the chosen transport needs (Socket Mode when SLACK_APP_TOKEN is set)."""
+        needed = ["slack_bot_token"]
+        needed.append("slack_app_token" if self.socket_mode else "slack_signing_secret")
+        for name in needed:
+            if not getattr(self, name):
+                mode = "Socket Mode" if self.socket_mode else "HTTP mode"
+                raise SettingsError(
+                    f"{name.upper()} is not set (required in {mode}); see .env.example"
+                )
+        if not self.slack_bot_token.startswith("xoxb-"):
+            raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if self.socket_mode and not self.slack_app_token.startswith("xapp-"):
+            raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"{name}: {first['msg']}") from None

@@ -1,0 +1,52 @@
+"""`WaitForUserAction`: a person decides (approve or deny with a reason).
+
+The handler holds who may act and applies a decision through `on_decision`, a closure over
+the workflow. It refuses, with a message meant for that person, a click by someone who is
+not an approver, by the requester on their own request, or a Deny without a reason. Its
+manager (posting and deleting the interactive messages) lives in `callbacks.slack`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from workflows import CallbackRejected, CallbackRequest
+
+APPROVE = "approve"
+DENY = "deny"
+
+
+@dataclass
+class WaitForUserAction:
+    approvers: list[str]
+    requester: str
+    text: str
+    on_decision: Callable[[str, str, str], None] = field(repr=False)
+    quorum: int = 1
+    deadline: datetime | None = None
+    allow_self: bool = False
+    type: ClassVar[str] = "slack_user_action"
+
+    def check(self, user: str) -> None:
+        """Raise `CallbackRejected` unless `user` may decide on this request."""
+        if user == self.requester and not self.allow_self:
+            raise CallbackRejected("You cannot approve or deny your own request.")
+        if user not in self.approvers:
+            raise CallbackRejected("You are not an approver of this request.")
+
+    async def handle(self, request: CallbackRequest, input: Any) -> Any:
+        if not isinstance(input, dict):
+            raise CallbackRejected("malformed action")
+        user = str(input.get("user", ""))
+        decision = input.get("decision")
+        reason = str(input.get("reason") or "").strip()
+        self.check(user)
+        if decision not in (APPROVE, DENY):
+            raise CallbackRejected(f"unknown decision {decision!r}")
+        if decision == DENY and not reason:
+            raise CallbackRejected("A reason is required to deny a request.")
+        self.on_decision(user, decision, reason)
+        return {"decision": decision, "user": user}

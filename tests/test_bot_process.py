@@ -1,0 +1,176 @@
+"""The bot as a real process (`python -m bot`): killed with SIGKILL while a request waits,
+down while a timeout comes due, started with bad settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot import messages
+from bot.sandbox.slack import SlackStandin
+from tests.processes import ROOT, poll
+from tests.slackbot import ALICE, BOB, BOT_TOKEN, RITA, SIGNING_SECRET, at
+
+
+def settled(database: Path) -> bool:
+    """Every workflow is waiting and no process holds it."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT status, lease_owner FROM workflows").fetchall()
+    return bool(rows) and all(r == ("waiting", None) for r in rows)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = int(env["PORT"])
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def ready(self) -> None:
+        async def healthy() -> bool:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(f"http://127.0.0.1:{self.port}/healthz") as response,
+                ):
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await poll(healthy, 30, "the bot did not become healthy")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(10) == -signal.SIGKILL
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+
+@pytest.fixture
+def bot_env(slack: SlackStandin, tmp_path: Path) -> Iterator[dict[str, str]]:
+    port = free_port()
+    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        PORT=str(port),
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+        LOG_LEVEL="INFO",
+    )
+    yield env
+
+
+async def test_sigkill_while_waiting_then_a_click_after_restart(
+    slack: SlackStandin, bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    bot = BotProcess(bot_env, tmp_path / "bot.log")
+    await bot.ready()
+    await slack.slash_command(RITA, f"{at(ALICE)} {at(BOB)} Survive a crash")
+    await poll(
+        lambda: len([m for u in (ALICE, BOB) for m in slack.visible(u)]) == 2,
+        15,
+        "approvers were not asked",
+    )
+    to_alice = slack.visible(ALICE)[0]
+    database = Path(bot_env["DATABASE_URL"].removeprefix("sqlite:///"))
+    await poll(lambda: settled(database), 15, "the request did not settle into waiting")
+    bot.kill()
+    restarted = BotProcess(bot_env, tmp_path / "bot.log")
+    await restarted.ready()
+    answer = await slack.click(ALICE, to_alice, messages.APPROVE_ACTION)
+    assert answer.status == 200
+    await poll(
+        lambda: any("approved" in m.text for m in slack.visible(RITA)),
+        15,
+        "the requester was not told",
+    )
+    await poll(lambda: not slack.visible(BOB), 15, "bob's message was not deleted")
+    assert restarted.stop() == 0
+    posts = [m for m in slack.workspace.messages if "Approval requested" in m.text]
+    assert len(posts) == 2  # the restart re-posted nothing
+
+
+async def test_timeout_due_while_down_fires_right_after_start(
+    slack: SlackStandin, bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    bot = BotProcess(bot_env, tmp_path / "bot.log")
+    await bot.ready()
+    await slack.slash_command(RITA, f"{at(ALICE)} --timeout 2s Before the outage")
+    await poll(lambda: bool(slack.visible(ALICE)), 15, "alice was not asked")
+    assert bot.stop() == 0
+    # Stay down past the deadline: the timer comes due while no process runs.
+    deadline = time.monotonic() + 2.5
+    await poll(lambda: time.monotonic() > deadline, 5, "the clock did not move")
+    assert not any("timed out" in m.text for m in slack.visible(RITA))
+    restarted = BotProcess(bot_env, tmp_path / "bot.log")
+    await restarted.ready()
+    await poll(
+        lambda: any("timed out" in m.text for m in slack.visible(RITA)),
+        5,
+        "the overdue timeout did not fire promptly",
+    )
+    await poll(lambda: not slack.visible(ALICE), 5, "alice's message was not deleted")
+    assert restarted.stop() == 0
+
+
+def test_missing_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: SLACK_BOT_TOKEN is not set (required in HTTP mode); see .env.example"
+    ]
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={
+            **env,
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "s",
+            "PORT": "eighty",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        "Error: PORT: Input should be a valid integer, unable to parse string as an integer"
+    ]

@@ -1,0 +1,120 @@
+"""The approval workflow the bot ships: any N-of-M quorum, one Deny ends it, a timeout.
+
+An ordinary workflow written with the statements, and the showcase for writing your own:
+each approver gets a thread of their own that waits for their decision (so their message
+stays up until they decide or the request is settled), a deadline thread waits for the
+timeout, and the main thread waits until the data says the request is decided, tells the
+requester, and ends. Ending the workflow tears down every wait still open: the remaining
+approver messages are deleted and the timer is dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from callbacks.timeout import Timeout
+from callbacks.user_action import APPROVE, WaitForUserAction
+from workflows import Go, On, Return, S, Step, Wait, WaitFor, Workflow
+
+APPROVED = "approved"
+DENIED = "denied"
+TIMED_OUT = "timed out"
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Tells the requester how their request ended (the bot sends a Slack DM)."""
+
+    async def tell_requester(self, request: ApprovalRequest, outcome: str) -> None: ...
+
+
+class ApprovalRequest(Workflow):
+    workflow_type = "approval"
+
+    requester: str
+    approvers: list[str]
+    text: str
+    quorum: int = 1
+    timeout: timedelta = timedelta(hours=24)
+    allow_self: bool = False
+    channel: str = ""
+    requested_at: datetime | None = None
+    approved_by: list[str] = []
+    denied_by: str = ""
+    reason: str = ""
+    timed_out: bool = False
+
+    @property
+    def outcome(self) -> str | None:
+        if self.denied_by:
+            return DENIED
+        if len(self.approved_by) >= self.quorum:
+            return APPROVED
+        if self.timed_out:
+            return TIMED_OUT
+        return None
+
+    @property
+    def deadline(self) -> datetime | None:
+        return None if self.requested_at is None else self.requested_at + self.timeout
+
+    def definition(self) -> Any:
+        return S(
+            Step("start", self.start),
+            *[Go(f"ask {user}", self.ask, id=f"ask-{user}") for user in self.approvers],
+            Go(
+                "watch deadline",
+                Wait(
+                    "deadline",
+                    On("timeout", Timeout(after=self.timeout), Step("time out", self.time_out)),
+                ),
+            ),
+            WaitFor("decided", self.outcome is not None),
+            Step("tell requester", self.tell_requester),
+            Return(self.result()),
+        )
+
+    def ask(self, thread_id: str) -> Any:
+        user = thread_id.removeprefix("ask-")
+        return Wait(
+            f"decision {user}",
+            On(
+                f"action {user}",
+                WaitForUserAction(
+                    approvers=[user],
+                    requester=self.requester,
+                    text=self.text,
+                    on_decision=self.decide,
+                    quorum=self.quorum,
+                    deadline=self.deadline,
+                    allow_self=self.allow_self,
+                ),
+            ),
+        )
+
+    def start(self) -> None:
+        self.requested_at = datetime.now(UTC)
+
+    def decide(self, user: str, decision: str, reason: str) -> None:
+        if decision == APPROVE:
+            if user not in self.approved_by:
+                self.approved_by.append(user)
+        elif not self.denied_by:
+            self.denied_by, self.reason = user, reason
+
+    def time_out(self) -> None:
+        self.timed_out = True
+
+    async def tell_requester(self) -> None:
+        outcome = self.outcome
+        assert outcome is not None
+        await self.service(Notifier).tell_requester(self, outcome)  # type: ignore[type-abstract]
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "approved_by": self.approved_by,
+            "denied_by": self.denied_by,
+            "reason": self.reason,
+        }
