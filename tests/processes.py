@@ -79,7 +79,7 @@ class Worker:
 
 
 async def poll(
-    condition: Callable[[], bool | Awaitable[bool]],
+    condition: Callable[[], object],
     timeout: float,
     message: str,
     interval: float = 0.05,

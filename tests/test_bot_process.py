@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -73,7 +72,7 @@ class BotProcess:
 
 
 @pytest.fixture
-def bot_env(slack: SlackStandin, tmp_path: Path) -> Iterator[dict[str, str]]:
+def bot_env(slack: SlackStandin, tmp_path: Path) -> dict[str, str]:
     port = free_port()
     slack.app_url = f"http://127.0.0.1:{port}/slack/events"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
@@ -86,7 +85,7 @@ def bot_env(slack: SlackStandin, tmp_path: Path) -> Iterator[dict[str, str]]:
         DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
         LOG_LEVEL="INFO",
     )
-    yield env
+    return env
 
 
 async def test_sigkill_while_waiting_then_a_click_after_restart(
