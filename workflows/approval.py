@@ -20,13 +20,16 @@ from workflows import Go, On, Return, S, Step, Wait, WaitFor, Workflow
 APPROVED = "approved"
 DENIED = "denied"
 TIMED_OUT = "timed out"
+FAILED = "failed"
 
 
 @runtime_checkable
 class Notifier(Protocol):
     """Tells the requester how their request ended (the bot sends a Slack DM)."""
 
-    async def tell_requester(self, request: ApprovalRequest, outcome: str) -> None: ...
+    async def tell_requester(
+        self, request: ApprovalRequest, outcome: str, error: str = ""
+    ) -> None: ...
 
 
 class ApprovalRequest(Workflow):
@@ -110,6 +113,9 @@ class ApprovalRequest(Workflow):
         outcome = self.outcome
         assert outcome is not None
         await self.service(Notifier).tell_requester(self, outcome)  # type: ignore[type-abstract]
+
+    async def on_failure(self, error: str) -> None:
+        await self.service(Notifier).tell_requester(self, FAILED, error)  # type: ignore[type-abstract]
 
     def result(self) -> dict[str, Any]:
         return {

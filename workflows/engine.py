@@ -528,7 +528,7 @@ class Engine:
                 changed = self._apply(record, wf, thread, outcome)
             except (DefinitionError, StatementNotFound, NoManager) as e:
                 _fail(record, f"{type(e).__name__}: {e}")
-                return await self._save_or_reload(record), budget
+                return await self._save_failure(record, wf), budget
             except Exception as e:
                 log.warning(
                     "step failed in workflow %s thread %s after %r: %s",
@@ -539,7 +539,7 @@ class Engine:
                     extra={"workflow_id": record.id},
                 )
                 self._step_failed(record, thread, e)
-                return await self._save_or_reload(record), budget
+                return await self._save_failure(record, wf), budget
             if isinstance(outcome, st.BlockedFor) and not changed:
                 continue  # a WaitFor checked again still does not hold: nothing to save
             budget -= 1
@@ -555,6 +555,18 @@ class Engine:
             if record.status in TERMINAL:
                 break
         return record, budget
+
+    async def _save_failure(self, record: Record, wf: Workflow) -> Record:
+        """Save a failed step; if it failed the workflow, give the workflow its say."""
+        saved = await self._save_or_reload(record)
+        if saved is record and record.status == Status.FAILED:
+            try:
+                await wf.on_failure(record.error or "")
+            except Exception:
+                log.exception(
+                    "on_failure of workflow %s raised", record.id, extra={"workflow_id": record.id}
+                )
+        return saved
 
     async def _save_or_reload(self, record: Record) -> Record:
         saved = await self._checkpoint(record)

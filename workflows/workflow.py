@@ -41,5 +41,9 @@ class Workflow(BaseModel):
                 return value  # type: ignore[return-value]
         raise WorkflowError(f"no service of type {kind.__name__} was given to the engine")
 
+    async def on_failure(self, error: str) -> None:
+        """Called once, best effort, after the engine marked the workflow failed (a step
+        failed too often, or the code no longer matches it). Override to tell someone."""
+
     def definition(self) -> Stmt:
         raise NotImplementedError(f"{type(self).__name__} must define definition()")

@@ -1,0 +1,80 @@
+"""Acknowledgement latency of the real bot over real HTTP: 50 concurrent slash commands,
+then 50 concurrent button clicks, sent and signed by the Slack stand-in. Prints p50, p99
+and max in milliseconds. Slack's limit is 3,000 ms.
+
+    uv run python -m benchmarks.slack_ack [--concurrency 50] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot import messages
+from bot.sandbox.slack import SentRequest
+from tests.processes import poll
+from tests.slackbot import ALICE, RITA, at, running_bot, standin
+
+
+async def timed(call: Callable[[], Awaitable[SentRequest]]) -> float:
+    started = time.perf_counter()
+    answer = await call()
+    elapsed = (time.perf_counter() - started) * 1000
+    if answer.status != 200:
+        raise RuntimeError(f"request failed: {answer.status} {answer.body}")
+    return elapsed
+
+
+def summary(name: str, samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return (
+        f"{name:<22} n={len(samples):<4} p50={statistics.median(ordered):7.1f} ms  "
+        f"p99={p99:7.1f} ms  max={ordered[-1]:7.1f} ms"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    n = args.concurrency
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'ack.db'}"
+        async with standin() as slack, running_bot(slack, url) as bot:
+            await slack.slash_command(RITA, f"{at(ALICE)} warm-up")  # first-request setup
+            commands = await asyncio.gather(
+                *(
+                    timed(lambda i=i: slack.slash_command(RITA, f"{at(ALICE)} Request {i}"))  # type: ignore[misc]
+                    for i in range(n)
+                )
+            )
+            await poll(lambda: len(slack.visible(ALICE)) >= n + 1, 120, "approvers were not asked")
+            targets = [m for m in slack.visible(ALICE) if "warm-up" not in m.text][:n]
+            clicks = await asyncio.gather(
+                *(
+                    timed(lambda m=m: slack.click(ALICE, m, messages.APPROVE_ACTION))  # type: ignore[misc]
+                    for m in targets
+                )
+            )
+            await poll(
+                lambda: sum("approved" in m.text for m in slack.visible(RITA)) >= n,
+                120,
+                "not every request was approved",
+            )
+            del bot
+    print(f"Acknowledgement latency, {n} concurrent requests each, bot on {url.split(':')[0]}")
+    print(summary("slash commands", commands))
+    print(summary("button clicks", clicks))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

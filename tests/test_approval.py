@@ -1,0 +1,140 @@
+"""The approval workflow on its own, with the testing kit (fake clock, drain resumer) and a
+recording notifier and manager in place of Slack."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from callbacks.user_action import WaitForUserAction
+from tests.conftest import KitFactory
+from tests.helpers import ManualManager, waiting_request
+from workflows import CallbackRejected, WorkflowFinished
+from workflows.approval import ApprovalRequest
+
+
+class RecordingNotifier:
+    def __init__(self, failures: int = 0) -> None:
+        self.told: list[tuple[str, str]] = []
+        self.failures = failures
+
+    async def tell_requester(self, request: ApprovalRequest, outcome: str, error: str = "") -> None:
+        if self.failures and outcome != "failed":
+            self.failures -= 1
+            raise ConnectionError("slack is down")
+        self.told.append((outcome, error))
+
+
+async def kit_for(make_kit: KitFactory, notifier: RecordingNotifier, **options: object):  # type: ignore[no-untyped-def]
+    from callbacks import default_callbacks
+
+    return await make_kit(
+        ApprovalRequest,
+        services=[notifier],
+        callbacks={**default_callbacks(), WaitForUserAction.type: ManualManager()},
+        **options,
+    )
+
+
+def decision(user: str, what: str = "approve", reason: str = "") -> dict[str, str]:
+    return {"user": user, "decision": what, "reason": reason}
+
+
+async def test_quorum_then_everything_is_torn_down(make_kit: KitFactory) -> None:
+    notifier = RecordingNotifier()
+    kit = await kit_for(make_kit, notifier)
+    wid = await kit.engine.new_workflow(
+        ApprovalRequest(requester="R", approvers=["A", "B", "C"], quorum=2, text="Deploy")
+    )
+    await kit.drain()
+    a = await waiting_request(kit.engine, wid, "action A", "ask-A")
+    await kit.engine.on_callback(a, decision("A"))
+    await kit.drain()
+    assert notifier.told == []
+    b = await waiting_request(kit.engine, wid, "action B", "ask-B")
+    await kit.engine.on_callback(b, decision("B"))
+    await kit.drain()
+    info = await kit.engine.get(wid)
+    assert info.status == "finished"
+    assert info.output == {
+        "outcome": "approved",
+        "approved_by": ["A", "B"],
+        "denied_by": "",
+        "reason": "",
+    }
+    assert notifier.told == [("approved", "")]
+    manager: ManualManager = kit.engine.callbacks[WaitForUserAction.type]  # type: ignore[assignment]
+    assert sorted((n, h) for n, _, h in manager.teardowns) == [
+        ("action A", True),
+        ("action B", True),
+        ("action C", False),
+    ]
+    assert await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=2), 10) == []
+
+
+async def test_one_deny_ends_it_and_needs_a_reason(make_kit: KitFactory) -> None:
+    notifier = RecordingNotifier()
+    kit = await kit_for(make_kit, notifier)
+    wid = await kit.engine.new_workflow(
+        ApprovalRequest(requester="R", approvers=["A", "B"], quorum=2, text="Deploy")
+    )
+    await kit.drain()
+    b = await waiting_request(kit.engine, wid, "action B", "ask-B")
+    with pytest.raises(CallbackRejected, match="reason is required"):
+        await kit.engine.on_callback(b, decision("B", "deny"))
+    with pytest.raises(CallbackRejected, match="not an approver"):
+        await kit.engine.on_callback(b, decision("E", "deny", "no"))
+    await kit.engine.on_callback(b, decision("B", "deny", "not today"))
+    await kit.drain()
+    info = await kit.engine.get(wid)
+    assert info.output["outcome"] == "denied"
+    assert (info.output["denied_by"], info.output["reason"]) == ("B", "not today")
+    assert notifier.told == [("denied", "")]
+    assert (await kit.engine.db.get(wid)).state.orphans == []  # A's message deleted too
+
+
+async def test_times_out_after_the_timeout(make_kit: KitFactory) -> None:
+    notifier = RecordingNotifier()
+    kit = await kit_for(make_kit, notifier)
+    wid = await kit.engine.new_workflow(
+        ApprovalRequest(requester="R", approvers=["A"], text="Deploy", timeout=timedelta(hours=2))
+    )
+    await kit.drain()
+    a = await waiting_request(kit.engine, wid, "action A", "ask-A")
+    await kit.advance(timedelta(hours=2))
+    assert (await kit.engine.get(wid)).output["outcome"] == "timed out"
+    assert notifier.told == [("timed out", "")]
+    with pytest.raises(WorkflowFinished, match="finished"):
+        await kit.engine.on_callback(a, decision("A"))
+
+
+async def test_requester_cannot_decide_their_own_request(make_kit: KitFactory) -> None:
+    kit = await kit_for(make_kit, RecordingNotifier())
+    wid = await kit.engine.new_workflow(
+        ApprovalRequest(requester="R", approvers=["R", "A"], text="Deploy")
+    )
+    await kit.drain()
+    r = await waiting_request(kit.engine, wid, "action R", "ask-R")
+    with pytest.raises(CallbackRejected, match="your own request"):
+        await kit.engine.on_callback(r, decision("R"))
+    assert (await kit.engine.get(wid)).status == "waiting"
+
+
+async def test_requester_is_told_when_the_request_fails(make_kit: KitFactory) -> None:
+    notifier = RecordingNotifier(failures=100)
+    kit = await kit_for(make_kit, notifier, max_attempts=3)
+    wid = await kit.engine.new_workflow(
+        ApprovalRequest(requester="R", approvers=["A"], text="Deploy")
+    )
+    await kit.drain()
+    a = await waiting_request(kit.engine, wid, "action A", "ask-A")
+    await kit.engine.on_callback(a, decision("A"))
+    for _ in range(3):
+        await kit.advance(kit.engine.retry_max)
+    info = await kit.engine.get(wid)
+    assert info.status == "failed"
+    assert notifier.told == [("failed", info.error)]
+    assert "ConnectionError: slack is down" in (info.error or "")
+    with pytest.raises(WorkflowFinished, match="failed"):
+        await kit.engine.on_callback(a, decision("A"))
