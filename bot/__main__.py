@@ -10,6 +10,12 @@ import click
 from bot.settings import SettingsError, load_settings
 
 
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every sweep at INFO.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
+
+
 @click.group(invoke_without_command=True)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -33,6 +39,29 @@ def run() -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     asyncio.run(serve(build(settings)))
+
+
+@cli.command()
+@click.option("--port", default=3000, show_default=True, help="Port of the page and the bot.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--database-url",
+    default="sqlite:///sandbox.db",
+    show_default=True,
+    help="Where the sandbox keeps its workflows.",
+)
+def sandbox(port: int, host: str, database_url: str) -> None:
+    """Run the real bot against a built-in Slack, with a page to use it: no workspace needed."""
+    from bot.sandbox.page import serve_sandbox
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve_sandbox(host, port, database_url))
+    except OSError as e:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror}") from None
 
 
 def main() -> None:

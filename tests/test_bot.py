@@ -40,6 +40,7 @@ async def test_deny_with_a_reason(bot_on_each_db: Bot) -> None:
     await bot.slack.slash_command(RITA, f"{at(ALICE)} Give eve admin access")
     to_alice = await bot.request_dm(ALICE)
     await bot.slack.click(ALICE, to_alice, messages.DENY_ACTION)
+    await poll(lambda: bot.slack.open_views(ALICE), 10, "the modal did not open")
     (modal,) = bot.slack.open_views(ALICE)
     assert modal.view["title"]["text"] == "Deny request"
     empty = await bot.slack.submit_view(
@@ -169,6 +170,7 @@ async def test_long_descriptions_are_cut_to_block_kit_limits(bot: Bot) -> None:
     section = next(b for b in to_alice.blocks if b["type"] == "section")
     assert len(section["text"]["text"]) == 3000
     await bot.slack.click(ALICE, to_alice, messages.DENY_ACTION)
+    await poll(lambda: bot.slack.open_views(ALICE), 10, "the modal did not open")
     (modal,) = bot.slack.open_views(ALICE)
     await bot.slack.submit_view(
         ALICE, modal, {messages.REASON_BLOCK: {messages.REASON_INPUT: "y" * 900}}

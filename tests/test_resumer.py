@@ -110,7 +110,9 @@ async def test_several_processes_share_one_postgres(postgres_url: str, tmp_path:
     engine = make_engine(url)
     await engine.start()
     try:
-        workers = [await Worker("run", url, tmp_path).ready() for _ in range(3)]
+        # Leases long enough that even a loaded machine never lets one expire: with no
+        # crash, every step must then run exactly once.
+        workers = [await Worker("run", url, tmp_path, lease_seconds=60).ready() for _ in range(3)]
         ids = await asyncio.gather(
             *(engine.new_workflow(TimerFlow(key=f"p{n}", after_ms=200)) for n in range(300))
         )

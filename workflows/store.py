@@ -224,8 +224,11 @@ class SQLStore:
         async with self.engine.connect() as conn:
             return [r[0] for r in await conn.execute(query)]
 
-    async def list_workflows(self, status: str | None = None, limit: int = 1000) -> list[Record]:
-        query = W.select().order_by(W.c.created_at).limit(limit)
+    async def list_workflows(
+        self, status: str | None = None, limit: int = 1000, newest_first: bool = False
+    ) -> list[Record]:
+        order = W.c.created_at.desc() if newest_first else W.c.created_at
+        query = W.select().order_by(order).limit(limit)
         if status is not None:
             query = query.where(W.c.status == status)
         async with self.engine.connect() as conn:

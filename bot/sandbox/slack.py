@@ -20,6 +20,7 @@ import json
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -34,6 +35,7 @@ TEAM_ID = "T0SANDBOX"
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 APP_ID = "A0SANDBOX"
+SLACKBOT = "USLACKBOT"
 TRIGGER_TTL = 3.0
 
 
@@ -90,6 +92,7 @@ class View:
     user: str
     view: dict[str, Any]
     closed: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,7 +133,7 @@ class SlackStandin:
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._response_urls: dict[str, tuple[str, str]] = {}
-        self._changed = asyncio.Condition()
+        self._listeners: set[Callable[[], None]] = set()
         self.base_url = ""
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -212,9 +215,14 @@ class SlackStandin:
     def ephemerals(self, user: str) -> list[Message]:
         return [m for m in self.workspace.messages if m.ephemeral_to == user]
 
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` whenever something visible changes; returns the unsubscriber."""
+        self._listeners.add(listener)
+        return lambda: self._listeners.discard(listener)
+
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        for listener in list(self._listeners):
+            listener()
 
     # --- the Web API -----------------------------------------------------------------------
 
@@ -501,10 +509,31 @@ class SlackStandin:
             urlencode({"payload": json.dumps(payload)}), "interactive", payload, **send
         )
         body = answer.json if isinstance(answer.json, dict) else {}
-        if answer.status == 200 and body.get("response_action") != "errors":
+        if answer.status == 200 and body.get("response_action") == "errors":
+            view.errors = dict(body.get("errors") or {})
+        elif answer.status == 200:
             view.closed = True
-            await self._notify()
+        await self._notify()
         return answer
+
+    async def close_view(self, view: View) -> None:
+        """Cancel a modal (the bot asked for no `view_closed` notification)."""
+        view.closed = True
+        await self._notify()
+
+    async def post_as_user(self, user: str, channel: str, text: str) -> Message:
+        """A person's own message in a conversation (the bot does not listen to these)."""
+        message = Message(channel, self._ts(), text, [], user=user)
+        self.workspace.messages.append(message)
+        await self._notify()
+        return message
+
+    async def slackbot_says(self, user: str, channel: str, text: str) -> Message:
+        """An ephemeral note from Slack itself, e.g. for an unknown slash command."""
+        message = Message(channel, self._ts(), text, [], user=SLACKBOT, ephemeral_to=user)
+        self.workspace.messages.append(message)
+        await self._notify()
+        return message
 
     def _show_ack(self, answer: SentRequest, user: str, channel: str) -> None:
         """Slack shows text in an acknowledgement to the user who acted, as ephemeral."""

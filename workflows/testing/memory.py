@@ -92,6 +92,13 @@ class MemoryStore:
         ]
         return [r.id for r in sorted(due, key=lambda r: r.due_at or now)[:limit]]
 
+    async def list_workflows(
+        self, status: str | None = None, limit: int = 1000, newest_first: bool = False
+    ) -> list[Record]:
+        records = [_copy(r) for r in self._records.values() if status is None or r.status == status]
+        records.sort(key=lambda r: r.created_at or datetime.min, reverse=newest_first)
+        return records[:limit]
+
     async def history(self, workflow_id: str) -> list[dict[str, Any]]:
         return list(self._history.get(workflow_id, []))
 

@@ -1,0 +1,402 @@
+"""The sandbox: the real bot, a built-in Slack and a page that looks like Slack, in one
+process on one port.
+
+Routes on that port:
+- `/slack/events`, `/healthz`: the real bot (the same Bolt app, engine and resumer as
+  production, on its own SQLite file by default);
+- `/api/*`, `/response/*`, `/socket`: the built-in Slack (`SlackStandin`) the bot talks to;
+- `/`, `/static/*`, `/sandbox/api/*`: the page, and the JSON API and server-sent events it
+  uses to act as a person (type commands, click buttons, submit modals) and to watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import signal
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.sandbox.slack import BOT_USER_ID, SLACKBOT, Message, SlackStandin
+from bot.server import web_app
+from bot.service import Service, build
+from bot.settings import Settings
+
+log = logging.getLogger("bot.sandbox")
+
+STATIC = Path(__file__).parent / "static"
+BOT_TOKEN = "xoxb-sandbox"
+COMMANDS = ("/approval",)
+
+USERS = [
+    ("U0RITA", "rita", "requester"),
+    ("U0ALICE", "alice", "approver"),
+    ("U0BOB", "bob", "approver"),
+    ("U0CAROL", "carol", "approver"),
+    ("U0EVE", "eve", "stranger"),
+]
+_MENTION = re.compile(r"(?<![\w<])@([a-z0-9._-]+)", re.IGNORECASE)
+
+
+def escape_mentions(text: str, users: dict[str, str]) -> str:
+    """`@alice` -> `<@U0ALICE|alice>`, as Slack does for commands with escaping on. Names
+    that are no user stay plain text, as in Slack."""
+    by_name = {name.lower(): uid for uid, name in users.items()}
+
+    def replace(match: re.Match[str]) -> str:
+        uid = by_name.get(match.group(1).lower())
+        return f"<@{uid}|{users[uid]}>" if uid else match.group(0)
+
+    return _MENTION.sub(replace, text)
+
+
+@dataclass
+class Sandbox:
+    slack: SlackStandin
+    service: Service
+    url: str
+    runner: web.AppRunner
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        await self.service.close()
+        await self.slack.close()
+
+
+@contextlib.asynccontextmanager
+async def running_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    database_url: str = "sqlite:///sandbox.db",
+    sweep_interval: float = 0.5,
+) -> AsyncIterator[Sandbox]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    base = f"http://{host}:{sock.getsockname()[1]}"
+    slack = SlackStandin(
+        signing_secret=secrets.token_hex(16),
+        bot_token=BOT_TOKEN,
+        users={uid: name for uid, name, _ in USERS},
+    )
+    slack.attach(base)
+    slack.app_url = f"{base}/slack/events"
+    settings = Settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=slack.signing_secret,
+        slack_app_token="",
+        database_url=database_url,
+        slack_api_url=slack.api_url,
+        port=0,
+    )
+    service = build(settings, sweep_interval=sweep_interval)
+    app = web_app(service)
+    app.add_routes(slack.routes())
+    page = PageApi(slack, service)
+    app.add_routes(page.routes())
+    app.on_shutdown.append(page.shutdown)
+    await service.start()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    sandbox = Sandbox(slack, service, base, runner)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.close()
+
+
+async def serve_sandbox(host: str, port: int, database_url: str) -> None:
+    """Run until SIGINT/SIGTERM, printing the page's address."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_sandbox(host, port, database_url) as sandbox:
+        print(
+            f"\nApprovals sandbox: open {sandbox.url}/ in your browser "
+            f"(workflows in {database_url}; Ctrl-C stops)\n",
+            flush=True,
+        )
+        await stop.wait()
+
+
+class PageApi:
+    def __init__(self, slack: SlackStandin, service: Service) -> None:
+        self.slack = slack
+        self.service = service
+        self._streams: set[asyncio.Task[Any]] = set()
+
+    async def shutdown(self, app: web.Application) -> None:
+        """End the event streams, which would otherwise hold the server open."""
+        for task in list(self._streams):
+            task.cancel()
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/", self.index),
+            web.static("/static", STATIC),
+            web.get("/sandbox/api/state", self.state),
+            web.post("/sandbox/api/send", self.send),
+            web.post("/sandbox/api/click", self.click),
+            web.post("/sandbox/api/submit", self.submit),
+            web.post("/sandbox/api/cancel", self.cancel),
+            web.get("/sandbox/api/events", self.events),
+        ]
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _user(self, request: web.Request, body: dict[str, Any] | None = None) -> str:
+        user = str((body or {}).get("user") or request.query.get("user") or USERS[0][0])
+        if user not in self.slack.workspace.users:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"ok": False, "error": "unknown user"}),
+                content_type="application/json",
+            )
+        return user
+
+    async def state(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        # Unlike Slack, the sandbox lists every person's DM with the bot, so an author can
+        # watch (and, acting as someone else, poke at) all sides of a request.
+        conversations = [{"id": "C0GENERAL", "name": "#general", "kind": "channel"}] + [
+            {
+                "id": self.slack.dm_channel(uid),
+                "name": f"approvals ↔ {name}",
+                "kind": "dm",
+                "with": uid,
+            }
+            for uid, name, _ in USERS
+        ]
+        views = [
+            {"id": v.id, "view": v.view, "errors": v.errors} for v in self.slack.open_views(user)
+        ]
+        return web.json_response(
+            {
+                "me": user,
+                "users": [{"id": uid, "name": name, "role": role} for uid, name, role in USERS],
+                "bot": {"id": BOT_USER_ID, "name": "approvals"},
+                "conversations": conversations,
+                "messages": {
+                    c["id"]: [self._message(m) for m in self.slack.visible(user, c["id"])]
+                    for c in conversations
+                },
+                "views": views,
+                "workflows": await self._workflows(),
+            },
+            dumps=_dumps,
+        )
+
+    def _message(self, m: Message) -> dict[str, Any]:
+        names = {**self.slack.workspace.users, BOT_USER_ID: "approvals", SLACKBOT: "Slackbot"}
+        return {
+            "ts": m.ts,
+            "channel": m.channel,
+            "user": m.user,
+            "user_name": names.get(m.user, m.user),
+            "text": m.text,
+            "blocks": m.blocks,
+            "ephemeral": bool(m.ephemeral_to),
+            "from_bot": m.user == BOT_USER_ID,
+        }
+
+    async def _workflows(self) -> list[dict[str, Any]]:
+        db = self.service.engine.db
+        records = await db.list_workflows(limit=50, newest_first=True)
+        result = []
+        for r in records:
+            result.append(
+                {
+                    "id": r.id,
+                    "type": r.type,
+                    "status": r.status,
+                    "error": r.error,
+                    "output": r.output,
+                    "created_at": r.created_at,
+                    "updated_at": r.updated_at,
+                    "threads": [
+                        {
+                            "id": t.id,
+                            "step": t.step,
+                            "status": t.status,
+                            "events": [
+                                {
+                                    "name": e.name,
+                                    "type": e.type,
+                                    "status": e.status,
+                                    "error": e.error,
+                                }
+                                for e in t.events
+                            ],
+                        }
+                        for t in r.state.threads
+                    ],
+                    "history": [
+                        {
+                            "kind": h["kind"],
+                            "name": h["name"],
+                            "actor": h["actor"],
+                            "input": h["input"],
+                            "created_at": h["created_at"],
+                        }
+                        for h in await db.history(r.id)
+                    ],
+                }
+            )
+        return result
+
+    # --- acting as a person ----------------------------------------------------------------
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(
+                text='{"ok": false, "error": "malformed JSON"}', content_type="application/json"
+            ) from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(
+                text='{"ok": false, "error": "expected an object"}', content_type="application/json"
+            )
+        return body
+
+    async def send(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user = self._user(request, body)
+        channel = str(body.get("channel") or "C0GENERAL")
+        text = str(body.get("text") or "").strip()
+        if channel not in self.slack.workspace.channels:
+            return _error("unknown conversation")
+        if not text:
+            return _error("nothing to send")
+        if text.startswith("/"):
+            command, _, rest = text.partition(" ")
+            if command not in COMMANDS:
+                await self.slack.slackbot_says(
+                    user,
+                    channel,
+                    (
+                        f"`{command}` is not a valid command. In Slack, all messages that start "
+                        'with the "/" character are interpreted as commands.'
+                    ),
+                )
+                return web.json_response({"ok": True})
+            escaped = escape_mentions(rest.strip(), self.slack.workspace.users)
+            answer = await self.slack.slash_command(user, escaped, command=command, channel=channel)
+            if answer.status != 200:
+                await self.slack.slackbot_says(
+                    user, channel, (f'`{command}` failed with the error "dispatch_failed"')
+                )
+            return web.json_response({"ok": True})
+        await self.slack.post_as_user(
+            user, channel, escape_mentions(text, self.slack.workspace.users)
+        )
+        return web.json_response({"ok": True})
+
+    async def click(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user = self._user(request, body)
+        channel = str(body.get("channel", ""))
+        message = next(
+            (
+                m
+                for m in self.slack.workspace.messages
+                if m.channel == channel
+                and m.ts == body.get("ts")
+                and not m.deleted
+                and m.ephemeral_to in ("", user)
+            ),
+            None,
+        )
+        if message is None:
+            return _error("that message is gone")
+        try:
+            await self.slack.click(user, message, str(body.get("action_id", "")))
+        except ValueError:
+            return _error("that message has no such button")
+        return web.json_response({"ok": True})
+
+    async def submit(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user = self._user(request, body)
+        view = self._view(user, body)
+        values = body.get("values")
+        if not isinstance(values, dict) or not all(
+            isinstance(v, dict) and all(isinstance(t, str) for t in v.values())
+            for v in values.values()
+        ):
+            return _error("values must map block ids to action ids to text")
+        answer = await self.slack.submit_view(user, view, values)
+        if view.errors and not view.closed:
+            return web.json_response({"ok": True, "errors": view.errors})
+        if answer.status != 200:
+            return _error("the app did not accept the form")
+        return web.json_response({"ok": True})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        await self.slack.close_view(self._view(self._user(request, body), body))
+        return web.json_response({"ok": True})
+
+    def _view(self, user: str, body: dict[str, Any]) -> Any:
+        for view in self.slack.open_views(user):
+            if view.id == body.get("view_id"):
+                return view
+        raise web.HTTPNotFound(
+            text='{"ok": false, "error": "no such open view"}', content_type="application/json"
+        )
+
+    # --- live updates ----------------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: one `changed` whenever Slack or a workflow changed."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        changed = asyncio.Event()
+        unsubscribe = self.slack.subscribe(changed.set)
+        task = asyncio.current_task()
+        if task is not None:
+            self._streams.add(task)
+        seen = await self._fingerprint()
+        try:
+            await response.write(b'data: {"type": "changed"}\n\n')
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), 0.5)
+                now = await self._fingerprint()
+                if changed.is_set() or now != seen:
+                    changed.clear()
+                    seen = now
+                    await response.write(b'data: {"type": "changed"}\n\n')
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            unsubscribe()
+            self._streams.discard(task)  # type: ignore[arg-type]
+        return response
+
+    async def _fingerprint(self) -> tuple[tuple[str, int], ...]:
+        records = await self.service.engine.db.list_workflows(limit=50, newest_first=True)
+        return tuple((r.id, r.version) for r in records)
+
+
+def _error(message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message})
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)

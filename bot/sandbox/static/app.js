@@ -1,0 +1,604 @@
+/*
+ * Approvals sandbox: a small Slack look-alike for trying the approval bot without a workspace.
+ * The page fetches /sandbox/api/state for the "Acting as" user whenever the server's event
+ * stream says something changed, then renders the conversations, the messages (Block Kit or
+ * mrkdwn), the open modal and the workflows panel. Sending, clicking buttons and submitting
+ * or cancelling modals are POSTed to /sandbox/api/*, after which the state is fetched again.
+ */
+"use strict";
+
+const API = "/sandbox/api";
+const EMOJI = { white_check_mark: "✅", no_entry: "⛔", hourglass: "⌛", warning: "⚠️", x: "❌" };
+const ENDED = ["finished", "failed", "cancelled"];
+
+const ui = {
+  user: null, // acting user id
+  data: null, // last state received
+  selected: null, // selected conversation id
+  wantDm: false, // after a user switch, select the new user's DM
+  seen: {}, // user id -> conversation id -> latest ts seen
+  baseline: null, // latest ts when the page loaded: older messages count as read
+  pendingClicks: new Set(), // "ts action_id" of clicks awaiting their response
+  openHistories: new Set(), // workflow ids whose history is expanded
+  submitErrors: {}, // view id -> errors from the last submit response
+  rendered: {}, // signatures of what is on screen, to skip needless re-renders
+};
+const mention = { matches: [], start: -1, prefix: "" }; // @autocomplete: matches, where "@" starts, typed part
+
+const $ = (id) => document.getElementById(id);
+const pad = (n) => String(n).padStart(2, "0");
+
+/* ---------- small helpers ---------- */
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "className") node.className = value;
+    else if (key === "html") node.innerHTML = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+
+function escapeHtml(text) {
+  const map = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  return String(text ?? "").replace(/[&<>"']/g, (c) => map[c]);
+}
+
+const textOf = (obj) => (obj && typeof obj.text === "string" ? obj.text : "");
+
+function userName(id) {
+  const user = ((ui.data && ui.data.users) || []).find((u) => u.id === id);
+  return user ? user.name : null;
+}
+
+function tsKey(ts) {
+  if (!ts) return "";
+  const [seconds, fraction = ""] = String(ts).split(".");
+  return `${seconds.padStart(12, "0")}.${fraction.padEnd(6, "0")}`;
+}
+
+function clockFromTs(ts) {
+  const date = new Date(Number(String(ts).split(".")[0]) * 1000);
+  return isNaN(date) ? "" : `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+const parseTime = (iso) => new Date(String(iso ?? "").replace(" ", "T")); // Python's str() has a space
+
+function clockFromIso(iso) {
+  const date = parseTime(iso);
+  if (isNaN(date)) return String(iso ?? "");
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/* ---------- notices and API ---------- */
+
+function showNotice(message) {
+  $("notice-text").textContent = String(message).slice(0, 300);
+  $("notice").hidden = false;
+}
+
+async function api(path, body) {
+  const options = body === undefined ? {}
+    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  let response;
+  try {
+    response = await fetch(API + path, options);
+  } catch {
+    showNotice("Cannot reach the sandbox server.");
+    return null;
+  }
+  let data = null;
+  try { data = await response.json(); } catch { data = null; }
+  if (response.ok && data && data.ok !== false) return data;
+  const error = data && typeof data.error === "string" && data.error;
+  showNotice(error || (response.ok ? "Unexpected answer from the server." : `Request failed (HTTP ${response.status}).`));
+  return null;
+}
+
+/** POSTs as the acting user, then refetches the state. */
+async function post(path, body) {
+  const result = await api(path, { user: ui.user, ...body });
+  refresh();
+  return result;
+}
+
+/* ---------- state loading: at most one fetch in flight, one more queued ---------- */
+
+let fetching = false;
+let fetchAgain = false;
+
+async function refresh() {
+  if (fetching) { fetchAgain = true; return; }
+  fetching = true;
+  try {
+    do { fetchAgain = false; await loadState(); } while (fetchAgain);
+  } finally {
+    fetching = false;
+  }
+}
+
+async function loadState() {
+  const user = ui.user;
+  const data = await api(user ? `/state?user=${encodeURIComponent(user)}` : "/state");
+  if (!data || user !== ui.user) return; // failed, or the acting user changed meanwhile
+  if (!user) { // first load: act as the first user
+    ui.user = (data.users && data.users[0] && data.users[0].id) || data.me;
+    if (ui.user !== data.me) { fetchAgain = true; return; }
+  }
+  render(data);
+}
+
+function render(data) {
+  ui.data = data;
+  resolveSelection(data.conversations || []);
+  markSeen(data);
+  renderActingAs(data.users || []);
+  renderSidebar(data.conversations || []);
+  renderConversation();
+  renderModal((data.views || [])[0]);
+  renderWorkflows(data.workflows || []);
+}
+
+/* ---------- acting user, sidebar, unread dots ---------- */
+
+/** A DM's "with" names its person (the sandbox lists everyone's DM); without it, it is mine. */
+function resolveSelection(conversations) {
+  const dms = conversations.filter((c) => c.kind === "dm");
+  const mine = dms.find((c) => c.with === ui.user) || dms.find((c) => !c.with);
+  if (ui.wantDm && mine) ui.selected = mine.id;
+  ui.wantDm = false;
+  if (!conversations.some((c) => c.id === ui.selected)) {
+    const general = conversations.find((c) => c.name === "#general") || conversations[0];
+    ui.selected = general ? general.id : null;
+  }
+}
+
+const currentConversation = () =>
+  ((ui.data && ui.data.conversations) || []).find((c) => c.id === ui.selected) || null;
+
+function latestTs(id) {
+  const messages = (ui.data.messages || {})[id] || [];
+  return messages.length ? messages[messages.length - 1].ts : "";
+}
+
+/** The selected conversation is read, and so is every message older than the page itself. */
+function markSeen(data) {
+  if (ui.baseline === null) {
+    const latest = (data.conversations || []).map((c) => latestTs(c.id));
+    ui.baseline = latest.reduce((a, b) => (tsKey(b) > tsKey(a) ? b : a), "");
+  }
+  const seen = (ui.seen[ui.user] ||= {});
+  if (ui.selected) seen[ui.selected] = latestTs(ui.selected);
+}
+
+function isUnread(id) {
+  const seen = (ui.seen[ui.user] || {})[id] ?? ui.baseline;
+  return id !== ui.selected && tsKey(latestTs(id)) > tsKey(seen);
+}
+
+function renderActingAs(users) {
+  const select = $("acting-as");
+  const signature = JSON.stringify(users);
+  if (signature !== ui.rendered.users) {
+    ui.rendered.users = signature;
+    select.replaceChildren(...users.map((u) => el("option", { value: u.id }, `${u.name} (${u.role})`)));
+  }
+  select.value = ui.user;
+}
+
+function onActingAsChange(event) {
+  const current = currentConversation() || {};
+  ui.wantDm = current.kind === "dm" && (!current.with || current.with === ui.user); // on their own DM
+  ui.user = event.target.value;
+  closeMentions();
+  refresh();
+}
+
+function renderSidebar(conversations) {
+  const item = (c) => el("li", {}, conversationButton(c));
+  $("channels").replaceChildren(...conversations.filter((c) => c.kind !== "dm").map(item));
+  $("dms").replaceChildren(...conversations.filter((c) => c.kind === "dm").map(item));
+}
+
+function conversationButton(c) {
+  const selected = c.id === ui.selected;
+  const unread = isUnread(c.id);
+  const classes = ["conversation", selected && "selected", unread && "unread"].filter(Boolean).join(" ");
+  return el("button", { type: "button", className: classes, "data-conversation": c.id, "aria-current": selected ? "true" : null },
+    c.name, unread ? el("span", { className: "unread-dot", title: "New messages" }) : null);
+}
+
+function selectConversation(id) {
+  ui.wantDm = false; // an explicit choice wins over the automatic one after a user switch
+  if (!ui.data || id === ui.selected) return;
+  ui.selected = id;
+  markSeen(ui.data);
+  renderSidebar(ui.data.conversations || []);
+  renderConversation();
+  closeMentions();
+  $("composer").focus();
+}
+
+/* ---------- messages ---------- */
+
+function renderConversation() {
+  const conversation = currentConversation();
+  const name = conversation ? conversation.name : "";
+  $("conversation-name").textContent = name;
+  $("composer").placeholder = name ? `Message ${name}` : "";
+  renderMessages(conversation ? (ui.data.messages || {})[conversation.id] || [] : []);
+}
+
+function renderMessages(messages) {
+  const list = $("messages");
+  const signature = JSON.stringify([ui.user, ui.selected, messages]);
+  if (signature === ui.rendered.messages) return;
+  const last = messages.length ? messages[messages.length - 1].ts : "";
+  const scroll = ui.rendered.conversation !== ui.selected || ui.rendered.lastTs !== last;
+  Object.assign(ui.rendered, { messages: signature, conversation: ui.selected, lastTs: last });
+  list.replaceChildren(...(messages.length ? messages.map(renderMessage) : [el("p", { className: "empty" }, "No messages yet.")]));
+  if (scroll) list.scrollTop = list.scrollHeight;
+}
+
+function renderMessage(m) {
+  const blocks = Array.isArray(m.blocks) ? m.blocks : [];
+  const content = blocks.length ? renderBlocks(blocks) : el("div", { className: "mrkdwn", html: renderMrkdwn(m.text || "") });
+  for (const button of content.querySelectorAll("button.bk-button")) {
+    if (ui.pendingClicks.has(`${m.ts} ${button.dataset.actionId}`)) button.disabled = true;
+  }
+  const name = m.user_name || userName(m.user) || m.user || "?";
+  return el("div", { className: m.ephemeral ? "message ephemeral" : "message", "data-ts": m.ts, "data-channel": m.channel },
+    el("div", { className: m.from_bot ? "avatar bot" : "avatar", "aria-hidden": "true" }, name[0].toUpperCase()),
+    el("div", { className: "message-body" },
+      m.ephemeral ? el("div", { className: "ephemeral-note" }, "Only visible to you") : null,
+      el("div", { className: "message-meta" },
+        el("strong", { className: "author" }, name),
+        m.from_bot ? el("span", { className: "app-tag" }, "APP") : null,
+        el("time", {}, clockFromTs(m.ts))),
+      content));
+}
+
+async function onMessageClick(event) {
+  const button = event.target.closest("button.bk-button");
+  const message = button && button.closest(".message");
+  if (!message || button.disabled) return;
+  const { ts, channel } = message.dataset;
+  const actionId = button.dataset.actionId;
+  const key = `${ts} ${actionId}`;
+  ui.pendingClicks.add(key);
+  button.disabled = true;
+  await post("/click", { channel, ts, action_id: actionId });
+  ui.pendingClicks.delete(key);
+  const selector = `.message[data-ts="${CSS.escape(ts)}"] button.bk-button[data-action-id="${CSS.escape(actionId)}"]`;
+  const current = $("messages").querySelector(selector);
+  if (current) current.disabled = false;
+}
+
+/* ---------- Block Kit ---------- */
+
+const BLOCK_RENDERERS = {
+  header: (b) => el("div", { className: "bk-header", html: renderText(b.text) }),
+  section: renderSection,
+  context: (b) => el("div", { className: "bk-context" },
+    ...(b.elements || []).filter((e) => e && typeof e.text === "string").map((e) => el("span", { html: renderText(e) }))),
+  divider: () => el("hr", { className: "bk-divider" }),
+  actions: (b) => el("div", { className: "bk-actions" },
+    ...(b.elements || []).filter((e) => e && e.type === "button").map(renderButton)),
+};
+
+function renderBlocks(blocks) {
+  const container = el("div", { className: "blocks" });
+  for (const block of blocks || []) {
+    if (!block || !Object.hasOwn(BLOCK_RENDERERS, block.type)) continue; // unknown: render nothing
+    try { container.append(BLOCK_RENDERERS[block.type](block)); } catch { /* malformed block: skip */ }
+  }
+  return container;
+}
+
+function renderSection(b) {
+  const section = el("div", { className: "bk-section" });
+  if (b.text) section.append(el("div", { className: "bk-text", html: renderText(b.text) }));
+  if (Array.isArray(b.fields) && b.fields.length) {
+    section.append(el("div", { className: "bk-fields" }, ...b.fields.map((f) => el("div", { html: renderText(f) }))));
+  }
+  return section;
+}
+
+function renderButton(e) {
+  const style = e.style === "primary" || e.style === "danger" ? ` ${e.style}` : "";
+  return el("button", { type: "button", className: `bk-button${style}`, "data-action-id": e.action_id }, textOf(e.text));
+}
+
+function renderText(obj) {
+  if (!obj || typeof obj.text !== "string") return "";
+  return obj.type === "mrkdwn" ? renderMrkdwn(obj.text) : replaceEmoji(escapeHtml(obj.text));
+}
+
+/* ---------- mrkdwn ---------- */
+
+const replaceEmoji = (html) =>
+  html.replace(/:([a-z0-9_+-]+):/g, (code, name) => (Object.hasOwn(EMOJI, name) ? EMOJI[name] : code));
+
+/** Code and <...> forms are set aside as placeholders before escaping, then put back at the end. */
+function renderMrkdwn(text) {
+  const stash = [];
+  const keep = (html) => `\u0000${stash.push(html) - 1}\u0000`;
+  let s = String(text ?? "").replace(/\u0000/g, "");
+  s = s.replace(/```([\s\S]*?)```/g, (_, code) => keep(`<pre class="bk-pre">${escapeHtml(code.replace(/^\n/, ""))}</pre>`));
+  s = s.replace(/`([^`\n]+)`/g, (_, code) => keep(`<code>${escapeHtml(code)}</code>`));
+  s = s.replace(/<([^<>\n]+)>/g, (_, inner) => keep(renderAngle(inner)));
+  s = replaceEmoji(escapeHtml(s));
+  s = s.replace(/(^|[^\w*])\*(?!\s)([^*\n]+?)\*(?![\w*])/g, "$1<b>$2</b>");
+  s = s.replace(/(^|[^\w_])_(?!\s)([^_\n]+?)_(?![\w_])/g, "$1<i>$2</i>");
+  s = s.replace(/(^|[^\w~])~(?!\s)([^~\n]+?)~(?![\w~])/g, "$1<s>$2</s>");
+  return formatLines(s).replace(/\u0000(\d+)\u0000/g, (_, i) => stash[Number(i)]);
+}
+
+/** Newlines become <br>; consecutive lines starting with "&gt;" become one blockquote. */
+function formatLines(html) {
+  const lines = html.split("\n");
+  let out = "";
+  let quote = [];
+  const flush = () => {
+    if (quote.length) out += `<blockquote>${quote.join("<br>")}</blockquote>`;
+    quote = [];
+  };
+  lines.forEach((line, i) => {
+    if (line.startsWith("&gt;")) { quote.push(line.slice(4).replace(/^ /, "")); return; }
+    flush();
+    out += line + (i < lines.length - 1 ? "<br>" : "");
+  });
+  flush();
+  return out;
+}
+
+function renderAngle(inner) {
+  const bar = inner.indexOf("|");
+  const target = bar < 0 ? inner : inner.slice(0, bar);
+  const label = bar < 0 ? "" : inner.slice(bar + 1);
+  if (target.startsWith("@")) {
+    const id = target.slice(1);
+    return `<span class="mention">@${escapeHtml(userName(id) || label || id)}</span>`;
+  }
+  if (target.startsWith("!date^")) return renderDate(target, label);
+  if (/^(https?:|mailto:)/i.test(target)) {
+    return `<a href="${escapeHtml(target)}" target="_blank" rel="noopener">${escapeHtml(label || target)}</a>`;
+  }
+  return escapeHtml(`<${inner}>`);
+}
+
+function renderDate(target, fallback) {
+  const match = /^!date\^(\d+)/.exec(target);
+  const date = match ? new Date(Number(match[1]) * 1000) : null;
+  if (!date || isNaN(date)) return escapeHtml(fallback);
+  const shown = date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  return `<time datetime="${date.toISOString()}" title="${escapeHtml(fallback)}">${escapeHtml(shown)}</time>`;
+}
+
+/* ---------- composer and @mention autocomplete ---------- */
+
+async function sendMessage() {
+  const composer = $("composer");
+  const text = composer.value.trim();
+  if (!text || !ui.selected) return;
+  composer.value = "";
+  const result = await post("/send", { channel: ui.selected, text });
+  if (!result && !composer.value) composer.value = text; // keep what was typed if sending failed
+}
+
+function onComposerKeydown(event) {
+  if (handleMentionKeys(event)) return;
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    sendMessage();
+  }
+}
+
+function updateMentions() {
+  const composer = $("composer");
+  const before = composer.value.slice(0, composer.selectionStart);
+  const match = /(^|\s)@([\w.-]*)$/.exec(before);
+  const prefix = (mention.prefix = match ? match[2].toLowerCase() : "");
+  const users = (ui.data && ui.data.users) || [];
+  mention.matches = match ? users.filter((u) => u.name.toLowerCase().startsWith(prefix)) : [];
+  mention.start = match ? before.length - match[2].length - 1 : -1;
+  renderMentions();
+}
+
+function renderMentions() {
+  const list = $("mentions");
+  list.hidden = mention.matches.length === 0;
+  list.replaceChildren(...mention.matches.map((u, i) => el("li", { role: "option", "aria-selected": String(i === 0) },
+    el("button", { type: "button", tabindex: "-1", "data-name": u.name }, `@${u.name}`, el("span", { className: "role" }, u.role)))));
+}
+
+function closeMentions() {
+  mention.matches = [];
+  renderMentions();
+}
+
+function insertMention(name) {
+  const composer = $("composer");
+  const end = composer.selectionStart;
+  composer.value = `${composer.value.slice(0, mention.start)}@${name} ${composer.value.slice(end)}`;
+  const caret = mention.start + name.length + 2;
+  composer.focus();
+  composer.setSelectionRange(caret, caret);
+  closeMentions();
+}
+
+/** Enter or Tab inserts the first match, Escape closes the list; true when the key was used. */
+function handleMentionKeys(event) {
+  if (!mention.matches.length || !["Enter", "Tab", "Escape"].includes(event.key)) return false;
+  const complete = mention.matches.some((u) => u.name.toLowerCase() === mention.prefix);
+  if (event.key === "Enter" && complete) { closeMentions(); return false; } // a full name: Enter sends
+  event.preventDefault();
+  if (event.key === "Escape") closeMentions();
+  else insertMention(mention.matches[0].name);
+  return true;
+}
+
+/* ---------- modal ---------- */
+
+function renderModal(entry) {
+  let modal = $("modal");
+  if (!entry || !entry.view) { if (modal) modal.remove(); return; }
+  if (!modal || modal.dataset.viewId !== String(entry.id)) {
+    if (modal) modal.remove();
+    modal = buildModal(entry);
+    document.body.append(modal);
+    const first = modal.querySelector("[data-block-id]");
+    if (first) first.focus();
+  }
+  updateModalErrors(entry);
+}
+
+function buildModal({ id, view }) {
+  const cancel = el("button", { type: "button", id: "modal-cancel", className: "btn" }, textOf(view.close) || "Cancel");
+  const submit = el("button", { type: "submit", id: "modal-submit", className: "btn primary" }, textOf(view.submit) || "Submit");
+  const form = el("form", { className: "modal-card", role: "dialog", "aria-modal": "true", "aria-labelledby": "modal-title" },
+    el("h2", { id: "modal-title" }, textOf(view.title)),
+    el("div", { className: "modal-body" }, ...(view.blocks || []).map(renderModalBlock)),
+    el("div", { className: "modal-actions" }, cancel, submit));
+  form.addEventListener("submit", (event) => { event.preventDefault(); submitModal(id); });
+  cancel.addEventListener("click", () => cancelModal(id));
+  return el("div", { id: "modal", className: "modal-overlay", "data-view-id": id }, form);
+}
+
+function renderModalBlock(block) {
+  if (!block || block.type !== "input") return renderBlocks([block]);
+  const element = block.element || {};
+  const inputId = `input-${block.block_id}`;
+  const wrapper = el("div", { className: "modal-input", "data-input-block": block.block_id },
+    el("label", { for: inputId }, textOf(block.label)));
+  if (element.type === "plain_text_input") {
+    const field = el(element.multiline ? "textarea" : "input", {
+      id: inputId, type: element.multiline ? null : "text", rows: element.multiline ? "4" : null,
+      "data-block-id": block.block_id, "data-action-id": element.action_id,
+      placeholder: textOf(element.placeholder) || null, maxlength: element.max_length,
+    });
+    field.value = element.initial_value || "";
+    wrapper.append(field);
+  }
+  return wrapper;
+}
+
+/** Shows each error (from the state or the last submit response) under its input. */
+function updateModalErrors(entry) {
+  const errors = { ...(ui.submitErrors[entry.id] || {}), ...(entry.errors || {}) };
+  for (const wrapper of document.querySelectorAll("#modal .modal-input")) {
+    const message = errors[wrapper.dataset.inputBlock];
+    let line = wrapper.querySelector(".input-error");
+    if (!message) { if (line) line.remove(); continue; }
+    if (!line) {
+      line = el("div", { className: "input-error", role: "alert" });
+      wrapper.append(line);
+    }
+    line.textContent = message;
+  }
+}
+
+async function submitModal(viewId) {
+  const values = {};
+  for (const field of document.querySelectorAll("#modal [data-block-id]")) {
+    (values[field.dataset.blockId] ||= {})[field.dataset.actionId] = field.value;
+  }
+  $("modal-submit").disabled = true;
+  const result = await post("/submit", { view_id: viewId, values });
+  const submit = $("modal-submit");
+  if (submit) submit.disabled = false;
+  ui.submitErrors[viewId] = (result && result.errors) || {};
+  const entry = ((ui.data && ui.data.views) || []).find((v) => v.id === viewId) || { id: viewId };
+  if ($("modal") && $("modal").dataset.viewId === String(viewId)) updateModalErrors(entry);
+}
+
+function cancelModal(viewId) {
+  delete ui.submitErrors[viewId];
+  post("/cancel", { view_id: viewId });
+}
+
+/* ---------- workflows panel ---------- */
+
+function renderWorkflows(workflows) {
+  const signature = JSON.stringify([workflows, ui.data.users]);
+  if (signature === ui.rendered.workflows) return;
+  ui.rendered.workflows = signature;
+  const time = (w) => parseTime(w.created_at).getTime() || 0;
+  const sorted = [...workflows].sort((a, b) => time(b) - time(a) || String(b.created_at).localeCompare(String(a.created_at)));
+  $("workflow-list").replaceChildren(...(sorted.length ? sorted.map(renderWorkflow) : [el("p", { className: "empty" }, "No workflows yet.")]));
+}
+
+function renderWorkflow(w) {
+  return el("div", { className: "workflow", "data-workflow-id": w.id, "data-status": w.status },
+    el("div", { className: "wf-head" },
+      el("code", { className: "wf-id", title: w.id }, String(w.id).slice(0, 8)),
+      el("span", { className: "wf-type" }, w.type || ""),
+      el("span", { className: `badge status-${w.status}` }, w.status || "")),
+    renderThreads(w.threads || []),
+    ENDED.includes(w.status) ? renderOutcome(w) : null,
+    renderHistory(w));
+}
+
+function renderThreads(threads) {
+  if (!threads.length) return null;
+  const event = (e) => el("li", {}, `${e.name}: ${e.status}`, e.error ? el("span", { className: "wf-error" }, ` ${e.error}`) : null);
+  return el("ul", { className: "wf-threads" }, ...threads.map((t) => el("li", {}, `${t.id} → ${t.step ?? "?"} (${t.status})`,
+    (t.events || []).length ? el("ul", { className: "wf-events" }, ...t.events.map(event)) : null)));
+}
+
+function renderOutcome(w) {
+  if (w.error) return el("div", { className: "wf-error" }, w.error);
+  if (w.output === null || w.output === undefined) return null;
+  return el("pre", { className: "wf-output" }, JSON.stringify(w.output, null, 2));
+}
+
+function renderHistory(w) {
+  const history = w.history || [];
+  const actor = (id) => (userName(id) ? `@${userName(id)}` : id);
+  const line = (h) => [clockFromIso(h.created_at), h.kind, h.name, h.actor ? `by ${actor(h.actor)}` : ""].filter(Boolean).join(" ");
+  const details = el("details", { className: "wf-history", open: ui.openHistories.has(w.id) },
+    el("summary", {}, `History (${history.length})`),
+    el("ol", {}, ...history.map((h) => el("li", { title: h.input === undefined ? null : JSON.stringify(h.input) }, line(h)))));
+  details.addEventListener("toggle", () => {
+    if (details.open) ui.openHistories.add(w.id);
+    else ui.openHistories.delete(w.id);
+  });
+  return details;
+}
+
+/* ---------- start ---------- */
+
+function listenForChanges() {
+  const events = new EventSource(`${API}/events`);
+  events.onmessage = () => refresh();
+  events.onopen = () => refresh(); // catch up on anything missed while disconnected
+  events.onerror = () => {
+    if (events.readyState === EventSource.CLOSED) setTimeout(listenForChanges, 2000); // the browser gave up
+  };
+}
+
+function start() {
+  $("acting-as").addEventListener("change", onActingAsChange);
+  $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
+  document.querySelector(".sidebar").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-conversation]");
+    if (button) selectConversation(button.dataset.conversation);
+  });
+  $("messages").addEventListener("click", onMessageClick);
+  const composer = $("composer");
+  composer.addEventListener("keydown", onComposerKeydown);
+  composer.addEventListener("input", updateMentions);
+  composer.addEventListener("blur", closeMentions);
+  $("mentions").addEventListener("mousedown", (event) => event.preventDefault()); // keep the composer focused
+  $("mentions").addEventListener("click", (event) => {
+    const option = event.target.closest("[data-name]");
+    if (option) insertMention(option.dataset.name);
+  });
+  listenForChanges();
+  refresh();
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,173 @@
+"""The sandbox page in a real headless Chromium (Debian's, driven by Playwright): the real
+bot and the built-in Slack behind it. Screenshots go to tests/artifacts/.
+
+Without Chromium these tests are skipped with a message saying how to enable them;
+`REQUIRE_BROWSER=1` (set by .ci/run) turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from bot.sandbox.page import Sandbox, running_sandbox
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        message = (
+            "Debian's Chromium is not installed: `apt-get install chromium` enables "
+            "the browser tests"
+        )
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    path = chromium()
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    async with running_sandbox(
+        port=0, database_url=f"sqlite:///{tmp_path / 'sandbox.db'}", sweep_interval=0.1
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+async def page(browser: Browser, sandbox: Sandbox) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    p = await context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    await p.goto(sandbox.url + "/")
+    await expect(p.locator("#acting-as")).to_be_visible()
+    yield p
+    await context.close()
+    assert errors == [], errors  # no script errors on the page
+
+
+async def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def act_as(page: Page, user: str) -> None:
+    await page.select_option("#acting-as", user)
+
+
+async def open_conversation(page: Page, conversation: str) -> None:
+    await page.click(f'[data-conversation="{conversation}"]')
+
+
+async def say(page: Page, text: str) -> None:
+    await page.fill("#composer", text)
+    await page.press("#composer", "Enter")
+
+
+async def test_request_then_approve(page: Page, sandbox: Sandbox) -> None:
+    await act_as(page, "U0RITA")
+    await open_conversation(page, "C0GENERAL")
+    await say(page, "/approval @alice @bob Deploy api v2.3 to production")
+    await expect(page.locator(".message.ephemeral").last).to_contain_text(
+        "Approval request sent to"
+    )
+    await shot(page, "1-requested")
+
+    await act_as(page, "U0ALICE")
+    await open_conversation(page, sandbox.slack.dm_channel("U0ALICE"))
+    request = page.locator(".message", has_text="Deploy api v2.3 to production")
+    await expect(request).to_have_count(1)
+    await expect(page.locator(".workflow").first).to_have_attribute("data-status", "waiting")
+    await shot(page, "2-approver-dm")
+    await request.locator('button.bk-button[data-action-id="approval_approve"]').click()
+    await expect(request).to_have_count(0)  # deleted once settled
+    await expect(page.locator(".message.ephemeral").last).to_contain_text("approval is recorded")
+
+    await act_as(page, "U0RITA")
+    await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
+    await expect(page.locator("#messages")).to_contain_text("approved")
+    await expect(page.locator("#messages")).to_contain_text("@alice")
+    await expect(page.locator(".workflow").first).to_have_attribute("data-status", "finished")
+    await shot(page, "3-approved")
+
+
+async def test_deny_with_a_reason_through_the_modal(page: Page, sandbox: Sandbox) -> None:
+    await act_as(page, "U0RITA")
+    await say(page, "/approval @carol Give eve admin access")
+    await act_as(page, "U0CAROL")
+    await open_conversation(page, sandbox.slack.dm_channel("U0CAROL"))
+    await page.locator('button.bk-button[data-action-id="approval_deny"]').click()
+    modal = page.locator("#modal")
+    await expect(modal).to_be_visible()
+    await expect(modal).to_contain_text("Deny request")
+    await page.click("#modal-submit")  # no reason: Slack-style error under the input
+    await expect(modal.locator(".input-error")).to_contain_text("Please say why")
+    await modal.locator('[data-block-id="reason"]').fill("Not without a ticket")
+    await shot(page, "4-deny-modal")
+    await page.click("#modal-submit")
+    await expect(modal).to_have_count(0)
+    await act_as(page, "U0RITA")
+    await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
+    await expect(page.locator("#messages")).to_contain_text("Not without a ticket")
+    await shot(page, "5-denied")
+
+
+async def test_short_timeout_fires_while_watching(page: Page, sandbox: Sandbox) -> None:
+    await act_as(page, "U0RITA")
+    await say(page, "/approval @bob --timeout 2s Quick question")
+    await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
+    await expect(page.locator("#messages")).to_contain_text("timed out", timeout=15_000)
+    await expect(page.locator(".workflow").first).to_have_attribute("data-status", "finished")
+    await shot(page, "6-timed-out")
+
+
+async def test_strangers_click_is_refused(page: Page, sandbox: Sandbox) -> None:
+    await act_as(page, "U0RITA")
+    await say(page, "/approval @alice Buy a boat")
+    await act_as(page, "U0EVE")  # eve looks at alice's DM: the sandbox shows every DM
+    await open_conversation(page, sandbox.slack.dm_channel("U0ALICE"))
+    request = page.locator(".message", has_text="Buy a boat")
+    await request.locator('button.bk-button[data-action-id="approval_approve"]').click()
+    await expect(page.locator(".message.ephemeral").last).to_contain_text(
+        "You are not an approver of this request."
+    )
+    await expect(request).to_have_count(1)  # nothing changed
+    await shot(page, "7-stranger-refused")
+
+
+async def test_bad_input_gets_slacks_answers(page: Page, sandbox: Sandbox) -> None:
+    await act_as(page, "U0RITA")
+    await say(page, "/approval @zed Deploy")
+    await expect(page.locator(".message.ephemeral").last).to_contain_text(
+        "@zed is not a Slack user mention"
+    )
+    await say(page, "/deploy now")
+    await expect(page.locator(".message.ephemeral").last).to_contain_text("is not a valid command")
+    await shot(page, "8-bad-input")
