@@ -386,7 +386,7 @@ class PageApi:
             pass
         finally:
             unsubscribe()
-            self._streams.discard(task)  # type: ignore[arg-type]
+            self._streams.discard(task)
         return response
 
     async def _fingerprint(self) -> tuple[tuple[str, int], ...]:
