@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from callbacks.slack import post_once
 from workflows.approval import APPROVED, DENIED, ApprovalRequest
 
 
@@ -22,4 +23,12 @@ class SlackNotifier:
             by=by if outcome in (APPROVED, DENIED) else None,
             reason=request.reason,
         )
-        await self.client.chat_postMessage(channel=request.requester, **payload)
+        # The step may run again after a crash: look for the notice before posting it.
+        await post_once(
+            self.client,
+            request.requester,
+            f"{request.workflow_id}:outcome",
+            payload,
+            look_first=True,
+            since=request.decided_at,
+        )

@@ -43,6 +43,7 @@ class ApprovalRequest(Workflow):
     allow_self: bool = False
     channel: str = ""
     requested_at: datetime | None = None
+    decided_at: datetime | None = None
     approved_by: list[str] = []
     denied_by: str = ""
     reason: str = ""
@@ -73,7 +74,7 @@ class ApprovalRequest(Workflow):
                     On("timeout", Timeout(after=self.timeout), Step("time out", self.time_out)),
                 ),
             ),
-            WaitFor("decided", self.outcome is not None),
+            WaitFor("decided", self.outcome is not None, self.mark_decided),
             Step("tell requester", self.tell_requester),
             Return(self.result()),
         )
@@ -105,6 +106,9 @@ class ApprovalRequest(Workflow):
                 self.approved_by.append(user)
         elif not self.denied_by:
             self.denied_by, self.reason = user, reason
+
+    def mark_decided(self) -> None:
+        self.decided_at = datetime.now(UTC)
 
     def time_out(self) -> None:
         self.timed_out = True

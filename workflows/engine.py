@@ -414,6 +414,7 @@ class Engine:
         except ValidationError as e:
             raise CorruptWorkflow(f"workflow {record.id}: stored data is invalid: {e}") from e
         wf._services = self.services
+        wf._workflow_id = record.id
         return wf
 
     def _thread_root(self, wf: Workflow, thread: Thread) -> st.Stmt:
@@ -471,6 +472,12 @@ class Engine:
                 return None
             if record.status in TERMINAL and not _teardowns_due(record, now):
                 return None
+            if (
+                record.lease_owner == self.worker_id
+                and record.lease_expires_at is not None
+                and record.lease_expires_at > now + self.lease / 2
+            ):
+                return record  # claimed for us by the resumer's sweep a moment ago
             record.lease_owner = self.worker_id
             record.lease_expires_at = now + self.lease
             if await self.db.save(record):
@@ -717,6 +724,23 @@ class Engine:
         ]
         if not todo:
             return record
+        keys = {(t, e.name, e.pc) for t, e in todo}
+
+        async def starting(fresh: Record) -> Record:
+            # Recorded before the outside world is touched, so a setup that runs again
+            # after a crash knows it may have had effects already (and can look for them).
+            for thread_id, event in _all_events(fresh.state):
+                if (thread_id, event.name, event.pc) in keys:
+                    event.setup_started += 1
+            return fresh
+
+        record = await self._update_keep_lease(record, starting)
+        todo = [
+            (t, e)
+            for t, e in _all_events(record.state)
+            if (t, e.name, e.pc) in keys
+            and e.status in (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR)
+        ]
         handlers = self._handlers(record)
         results: dict[tuple[str, str, int], tuple[str, str | None]] = {}
         for thread_id, event in todo:
@@ -852,6 +876,7 @@ def _request(record: Record, thread_id: str, event: WaitEvent) -> CallbackReques
         pc=event.pc,
         setup_data=event.setup_data,
         waiting_since=event.since,
+        setup_attempt=event.setup_started,
     )
 
 

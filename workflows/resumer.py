@@ -104,9 +104,7 @@ class SchedulerResumer:
         self._submit(workflow_id)
 
     def timer_added(self, timer: Timer) -> None:
-        horizon = self.engine.clock.now() + timedelta(seconds=self.sweep_interval)
-        if timer.fire_at <= horizon:
-            self._schedule_timer(timer)
+        pass  # the next sweep claims it (a sweep interval ahead of its deadline)
 
     def _schedule_timer(self, timer: Timer) -> None:
         if self._scheduler is None or self._closing:
@@ -135,11 +133,17 @@ class SchedulerResumer:
         if task is not None:
             self._tasks.add(task)  # close() waits for it like for an execution
         try:
-            now = self.engine.clock.now()
-            for workflow_id in await self.engine.db.due(now, self.batch):
+            engine = self.engine
+            now = engine.clock.now()
+            for workflow_id in await engine.db.claim_due(
+                now, engine.worker_id, now + engine.lease, self.batch
+            ):
                 self._submit(workflow_id)
+            # Timers due before the next sweep, leased to this process until well after.
             horizon = now + timedelta(seconds=self.sweep_interval)
-            for timer in await self.engine.db.due_timers(horizon, self.batch):
+            for timer in await engine.db.claim_timers(
+                horizon, engine.worker_id, horizon + engine.lease, now, self.batch
+            ):
                 self._schedule_timer(timer)
         except Exception:
             log.exception("sweep failed")

@@ -53,6 +53,7 @@ class WaitEvent(BaseModel):
     error: str = ""
     attempts: int = 0
     retry_at: datetime | None = None
+    setup_started: int = 0  # setups begun; more than one means one may have had effects
 
 
 class Thread(BaseModel):

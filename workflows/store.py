@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from workflows import schema
 from workflows.errors import CorruptWorkflow, WorkflowExists, WorkflowNotFound
 from workflows.state import State
 from workflows.types import CallbackRequest, Record, Timer
@@ -85,6 +86,8 @@ class TimerRow(SQLModel, table=True):
     workflow_id: str = Field(index=True, max_length=64)
     request: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     fire_at: datetime = Field(index=True)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = None
 
 
 W = WorkflowRow.__table__  # type: ignore[attr-defined]
@@ -132,7 +135,7 @@ class SQLStore:
             _sqlite_locking(engine)
         self._engine = engine
         async with self._tx() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
+            await conn.run_sync(schema.upgrade)
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -223,6 +226,49 @@ class SQLStore:
         )
         async with self.engine.connect() as conn:
             return [r[0] for r in await conn.execute(query)]
+
+    async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
+        """Lease up to `limit` due workflows whose lease is free or expired to `owner`.
+        PostgreSQL skips rows another process is claiming (`FOR UPDATE SKIP LOCKED`)."""
+        candidates = (
+            sa.select(W.c.id)
+            .where(W.c.due_at <= now)
+            .where(sa.or_(W.c.lease_expires_at.is_(None), W.c.lease_expires_at < now))
+            .order_by(W.c.due_at)
+            .limit(limit)
+        )
+        if not self.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        claim = (
+            W.update()
+            .where(W.c.id.in_(candidates.scalar_subquery()))
+            .values(lease_owner=owner, lease_expires_at=until, version=W.c.version + 1)
+            .returning(W.c.id)
+        )
+        async with self._tx() as conn:
+            return [r[0] for r in await conn.execute(claim)]
+
+    async def claim_timers(
+        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
+    ) -> list[Timer]:
+        """Lease the timers due by `until` that no live process holds, to `owner`."""
+        candidates = (
+            sa.select(TM.c.key)
+            .where(TM.c.fire_at <= until)
+            .where(sa.or_(TM.c.lease_expires_at.is_(None), TM.c.lease_expires_at < now))
+            .order_by(TM.c.fire_at)
+            .limit(limit)
+        )
+        if not self.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        claim = (
+            TM.update()
+            .where(TM.c.key.in_(candidates.scalar_subquery()))
+            .values(lease_owner=owner, lease_expires_at=lease_until)
+            .returning(*TM.c)
+        )
+        async with self._tx() as conn:
+            return [_timer(r) for r in await conn.execute(claim)]
 
     async def list_workflows(
         self, status: str | None = None, limit: int = 1000, newest_first: bool = False

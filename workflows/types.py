@@ -34,6 +34,9 @@ class CallbackRequest(BaseModel):
     pc: int
     setup_data: str = ""
     waiting_since: datetime | None = None
+    setup_attempt: int = 0
+    """Which setup attempt this is (1 = first). From 2 on, an earlier attempt may have
+    created the wait in the outside world before a crash: setup should look for it."""
 
 
 @runtime_checkable
@@ -138,6 +141,14 @@ class DB(Protocol):
     async def list_workflows(
         self, status: str | None = None, limit: int = 1000, newest_first: bool = False
     ) -> list[Record]: ...
+
+    async def claim_due(
+        self, now: datetime, owner: str, until: datetime, limit: int
+    ) -> list[str]: ...
+
+    async def claim_timers(
+        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
+    ) -> list[Timer]: ...
 
     async def add_timer(self, timer: Timer) -> Timer: ...
 

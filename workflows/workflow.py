@@ -32,6 +32,13 @@ class Workflow(BaseModel):
             cls.workflow_type = cls.__name__
 
     _services: Mapping[type, object] = PrivateAttr(default_factory=dict)
+    _workflow_id: str = PrivateAttr(default="")
+
+    @property
+    def workflow_id(self) -> str:
+        """This workflow's id (set by the engine): a natural idempotency key for steps
+        whose effects must not be repeated when a step runs again."""
+        return self._workflow_id
 
     def service(self, kind: type[S]) -> S:
         """The object of type `kind` given to the engine as a service (a Slack client, a

@@ -56,6 +56,7 @@ class Message:
     user: str = BOT_USER_ID
     deleted: bool = False
     ephemeral_to: str = ""  # user who alone sees it, for ephemeral messages
+    metadata: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -141,6 +142,7 @@ class SlackStandin:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/api/{method}", self._api),
+            web.get("/api/{method}", self._api),
             web.post("/response/{id}", self._response_url),
             web.get("/socket", self._socket),
         ]
@@ -297,9 +299,45 @@ class SlackStandin:
     async def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(params.get("channel", "")))
         text, blocks = self._content(params)
-        message = Message(channel, self._ts(), text, blocks)
+        metadata = _json_field(params.get("metadata"))
+        if metadata is not None and (
+            not isinstance(metadata, dict) or "event_type" not in metadata
+        ):
+            raise SlackError("invalid_metadata_format")
+        message = Message(channel, self._ts(), text, blocks, metadata=metadata)
         self.workspace.messages.append(message)
         return {"channel": channel, "ts": message.ts, "message": message.public()}
+
+    async def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, `limit` per page, `cursor` for the next; `oldest` bounds it."""
+        channel = str(params.get("channel", ""))
+        if channel not in self.workspace.channels:
+            raise SlackError("channel_not_found")
+        oldest = float(params.get("oldest") or 0)
+        limit = max(1, min(int(params.get("limit") or 100), 999))
+        start = int(params.get("cursor") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            m
+            for m in reversed(self.workspace.messages)
+            if m.channel == channel
+            and not m.deleted
+            and not m.ephemeral_to
+            and float(m.ts) > oldest
+        ]
+        page = found[start : start + limit]
+        messages = []
+        for m in page:
+            item = m.public()
+            if with_metadata and m.metadata is not None:
+                item["metadata"] = m.metadata
+            messages.append(item)
+        more = start + limit < len(found)
+        return {
+            "messages": messages,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     async def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(params.get("channel", "")))

@@ -35,6 +35,7 @@ class MemoryStore:
         self._records: dict[str, Record] = {}
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._timers: dict[str, Timer] = {}
+        self._timer_leases: dict[str, tuple[str, datetime]] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -99,6 +100,26 @@ class MemoryStore:
         records.sort(key=lambda r: r.created_at or datetime.min, reverse=newest_first)
         return records[:limit]
 
+    async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
+        ids = await self.due(now, limit)
+        for workflow_id in ids:
+            record = self._records[workflow_id]
+            record.lease_owner, record.lease_expires_at = owner, until
+            record.version += 1
+        return ids
+
+    async def claim_timers(
+        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
+    ) -> list[Timer]:
+        due = [
+            t
+            for t in await self.due_timers(until, len(self._timers))
+            if self._timer_leases.get(t.key, (None, now))[1] <= now
+        ][:limit]
+        for timer in due:
+            self._timer_leases[timer.key] = (owner, lease_until)
+        return due
+
     async def history(self, workflow_id: str) -> list[dict[str, Any]]:
         return list(self._history.get(workflow_id, []))
 
@@ -107,6 +128,7 @@ class MemoryStore:
 
     async def delete_timer(self, key: str) -> None:
         self._timers.pop(key, None)
+        self._timer_leases.pop(key, None)
 
     async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
         due = sorted(
