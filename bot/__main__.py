@@ -64,6 +64,28 @@ def sandbox(port: int, host: str, database_url: str) -> None:
         raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror}") from None
 
 
+@cli.command()
+def migrate() -> None:
+    """Bring the database (DATABASE_URL) up to date with this release, then exit."""
+    from bot.operator import with_engine
+    from workflows import Engine, schema
+
+    async def started(engine: Engine) -> None:
+        """Starting the engine is what migrates."""
+
+    with_engine(started)
+    click.echo(f"database is at schema revision {schema.head()}")
+
+
+def _register_operator_commands() -> None:
+    from bot.operator import workflows
+
+    cli.add_command(workflows)
+
+
+_register_operator_commands()
+
+
 def main() -> None:
     cli(prog_name="approval-bot")
 

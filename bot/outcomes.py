@@ -15,20 +15,21 @@ class SlackNotifier:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def tell_requester(self, request: ApprovalRequest, outcome: str) -> None:
+    async def tell_requester(self, request: ApprovalRequest, outcome: str, error: str = "") -> None:
         by = request.approved_by if outcome == APPROVED else [request.denied_by]
         payload = messages.outcome(
             outcome,
             text=request.text,
             by=by if outcome in (APPROVED, DENIED) else None,
             reason=request.reason,
+            error=error,
         )
         # The step may run again after a crash: look for the notice before posting it.
         await post_once(
             self.client,
             request.requester,
-            f"{request.workflow_id}:outcome",
+            f"{request.workflow_id}:outcome:{outcome}",
             payload,
             look_first=True,
-            since=request.decided_at,
+            since=request.decided_at or request.requested_at,
         )

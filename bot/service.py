@@ -15,7 +15,7 @@ from callbacks import default_callbacks
 from callbacks.slack import SlackActionManager
 from callbacks.user_action import WaitForUserAction
 from workflows import CallbackRequest, Engine
-from workflows.approval import ApprovalRequest
+from workflows.approval import ApprovalRequest, Notifier
 from workflows.resumer import SchedulerResumer
 
 
@@ -55,6 +55,7 @@ def build(
     settings: Settings, *, sweep_interval: float = 1.0, resumer: SchedulerResumer | None = None
 ) -> Service:
     client = make_client(settings.slack_bot_token, settings.slack_api_url)
+    notifier: Notifier = SlackNotifier(client)  # checked against the workflow's Protocol
     engine = Engine(
         settings.database_url,
         workflows=[ApprovalRequest],
@@ -63,7 +64,7 @@ def build(
             WaitForUserAction.type: SlackActionManager(client, render_request),
         },
         resumer=resumer or SchedulerResumer(sweep_interval=sweep_interval),
-        services=[SlackNotifier(client)],
+        services=[notifier],
     )
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret or None,

@@ -271,12 +271,21 @@ class SQLStore:
             return [_timer(r) for r in await conn.execute(claim)]
 
     async def list_workflows(
-        self, status: str | None = None, limit: int = 1000, newest_first: bool = False
+        self,
+        status: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+        type: str | None = None,
+        created_before: datetime | None = None,
     ) -> list[Record]:
         order = W.c.created_at.desc() if newest_first else W.c.created_at
         query = W.select().order_by(order).limit(limit)
         if status is not None:
             query = query.where(W.c.status == status)
+        if type is not None:
+            query = query.where(W.c.type == type)
+        if created_before is not None:
+            query = query.where(W.c.created_at < created_before)
         async with self.engine.connect() as conn:
             return [_record(r) for r in await conn.execute(query)]
 
@@ -285,8 +294,11 @@ class SQLStore:
         async with self.engine.connect() as conn:
             return {r[0]: r[1] for r in await conn.execute(query)}
 
-    async def history(self, workflow_id: str) -> list[dict[str, Any]]:
-        query = E.select().where(E.c.workflow_id == workflow_id).order_by(E.c.id)
+    async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail of one workflow, or of all (oldest first)."""
+        query = E.select().order_by(E.c.id)
+        if workflow_id is not None:
+            query = query.where(E.c.workflow_id == workflow_id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [dict(r) for r in rows]

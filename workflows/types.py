@@ -136,10 +136,15 @@ class DB(Protocol):
 
     async def due(self, now: datetime, limit: int) -> list[str]: ...
 
-    async def history(self, workflow_id: str) -> list[dict[str, Any]]: ...
+    async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]: ...
 
     async def list_workflows(
-        self, status: str | None = None, limit: int = 1000, newest_first: bool = False
+        self,
+        status: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+        type: str | None = None,
+        created_before: datetime | None = None,
     ) -> list[Record]: ...
 
     async def claim_due(

@@ -94,9 +94,23 @@ class MemoryStore:
         return [r.id for r in sorted(due, key=lambda r: r.due_at or now)[:limit]]
 
     async def list_workflows(
-        self, status: str | None = None, limit: int = 1000, newest_first: bool = False
+        self,
+        status: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+        type: str | None = None,
+        created_before: datetime | None = None,
     ) -> list[Record]:
-        records = [_copy(r) for r in self._records.values() if status is None or r.status == status]
+        records = [
+            _copy(r)
+            for r in self._records.values()
+            if (status is None or r.status == status)
+            and (type is None or r.type == type)
+            and (
+                created_before is None
+                or (r.created_at is not None and r.created_at < created_before)
+            )
+        ]
         records.sort(key=lambda r: r.created_at or datetime.min, reverse=newest_first)
         return records[:limit]
 
@@ -120,7 +134,9 @@ class MemoryStore:
             self._timer_leases[timer.key] = (owner, lease_until)
         return due
 
-    async def history(self, workflow_id: str) -> list[dict[str, Any]]:
+    async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]:
+        if workflow_id is None:
+            return [e for entries in self._history.values() for e in entries]
         return list(self._history.get(workflow_id, []))
 
     async def add_timer(self, timer: Timer) -> Timer:
