@@ -38,7 +38,8 @@ async def test_list_show_export(bot_on_each_db: Bot) -> None:
     done, waiting = await two_requests(bot)
     listed = await run(bot, "workflows", "list")
     assert listed.exit_code == 0, listed.output
-    assert done in listed.output and waiting in listed.output
+    assert done in listed.output
+    assert waiting in listed.output
     only = await run(bot, "workflows", "list", "--status", "waiting", "--json")
     assert [json.loads(line)["id"] for line in only.stdout.splitlines()] == [waiting]
     typed = await run(bot, "workflows", "list", "--type", "nope", "--json")
