@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
+from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler logs every sweep at INFO.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
 
 
 @click.group(invoke_without_command=True)
@@ -35,9 +29,7 @@ def run() -> None:
         settings.require_slack()
     except SettingsError as e:
         raise click.ClickException(str(e)) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(build(settings)))
 
 
@@ -54,10 +46,7 @@ def sandbox(port: int, host: str, database_url: str) -> None:
     """Run the real bot against a built-in Slack, with a page to use it: no workspace needed."""
     from bot.sandbox.page import serve_sandbox
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging("INFO")
     try:
         asyncio.run(serve_sandbox(host, port, database_url))
     except OSError as e:

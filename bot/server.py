@@ -15,7 +15,7 @@ log = logging.getLogger("bot.server")
 
 
 def web_app(service: Service) -> web.Application:
-    """The aiohttp application: Slack's endpoint plus a health check."""
+    """The aiohttp application: Slack's endpoint, a health check and metrics."""
     app = service.app.web_app(path="/slack/events")
 
     async def healthz(request: web.Request) -> web.Response:
@@ -23,7 +23,11 @@ def web_app(service: Service) -> web.Application:
             return web.json_response({"status": "ok"})
         return web.json_response({"status": "database unavailable"}, status=503)
 
+    async def metrics(request: web.Request) -> web.Response:
+        return await service.metrics.handler(service.engine)
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import actions, commands, messages
+from bot.metrics import PrometheusObserver
 from bot.outcomes import SlackNotifier
 from bot.settings import Settings
 from bot.slack import make_client
@@ -36,6 +38,7 @@ class Service:
     client: AsyncWebClient
     engine: Engine
     app: AsyncApp
+    metrics: PrometheusObserver
 
     async def start(self) -> None:
         await self.engine.start()
@@ -43,9 +46,9 @@ class Service:
     async def close(self) -> None:
         await self.engine.close()
 
-    async def healthy(self) -> bool:
+    async def healthy(self, timeout: float = 2.0) -> bool:
         try:
-            await self.engine.db.ping()
+            await asyncio.wait_for(self.engine.db.ping(), timeout)
         except Exception:
             return False
         return True
@@ -56,6 +59,7 @@ def build(
 ) -> Service:
     client = make_client(settings.slack_bot_token, settings.slack_api_url)
     notifier: Notifier = SlackNotifier(client)  # checked against the workflow's Protocol
+    metrics = PrometheusObserver()
     engine = Engine(
         settings.database_url,
         workflows=[ApprovalRequest],
@@ -65,6 +69,7 @@ def build(
         },
         resumer=resumer or SchedulerResumer(sweep_interval=sweep_interval),
         services=[notifier],
+        observer=metrics,
     )
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret or None,
@@ -73,4 +78,4 @@ def build(
     )
     commands.register(app, engine)
     actions.register(app, engine)
-    return Service(settings, client, engine, app)
+    return Service(settings, client, engine, app, metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,7 @@ class Settings(BaseSettings):
     port: int = 3000
     slack_api_url: str = ""
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from workflows.errors import (
     WorkflowError,
     WorkflowFinished,
 )
+from workflows.observer import NullObserver, Observer, current_workflow
 from workflows.state import (
     MAIN_THREAD,
     TERMINAL,
@@ -114,6 +116,7 @@ class Engine:
         db: DB | None = None,
         clock: Clock | None = None,
         services: Sequence[object] = (),
+        observer: Observer | None = None,
         max_attempts: int = 10,
         retry_base: timedelta = timedelta(seconds=1),
         retry_max: timedelta = timedelta(minutes=5),
@@ -131,6 +134,7 @@ class Engine:
         self.resumer = resumer
         self.clock: Clock = clock or SystemClock()
         self.services: dict[type, object] = {type(s): s for s in services}
+        self.observer: Observer = observer or NullObserver()
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.retry_max = retry_max
@@ -213,10 +217,12 @@ class Engine:
         Safe to call at any time from any process: a workflow leased by another live
         process is left alone."""
         lock = self._locks.setdefault(workflow_id, asyncio.Lock())
+        token = current_workflow.set(workflow_id)
         try:
             async with lock:
                 await self._execute(workflow_id)
         finally:
+            current_workflow.reset(token)
             if not lock.locked() and self._locks.get(workflow_id) is lock:
                 del self._locks[workflow_id]
 
@@ -226,7 +232,11 @@ class Engine:
         """Apply an event to a waiting thread. Raises `StaleCallback` if the wait is over,
         `WorkflowFinished` if the workflow ended; either way nothing changes."""
 
+        kind = ""
+
         async def apply(record: Record) -> Any:
+            nonlocal kind
+            kind = record.type
             thread, event = _current_wait(record, request)
             wf = self._load(record)
             output = await self._event(wf, record, thread, request.name).handler.handle(
@@ -255,11 +265,19 @@ class Engine:
             )
             return output
 
+        token = current_workflow.set(request.workflow_id)
+        started = time.perf_counter()
         try:
             output = await self.db.update(request.workflow_id, apply)
         except (StatementNotFound, CorruptWorkflow, UnknownWorkflowType) as e:
             await self._fail_waiting(request.workflow_id, f"{type(e).__name__}: {e}")
             raise
+        except Exception:
+            self.observer.callback(kind, time.perf_counter() - started, False)
+            raise
+        finally:
+            current_workflow.reset(token)
+        self.observer.callback(kind, time.perf_counter() - started, True)
         self._wake(request.workflow_id)
         return output
 
@@ -528,8 +546,10 @@ class Engine:
             thread = next((t for t in record.state.threads if t.status in _RUNNABLE), None)
             if thread is None:
                 break
+            started = time.perf_counter()
             try:
                 outcome = await self._advance(wf, thread)
+                self.observer.step(record.type, time.perf_counter() - started, True)
                 if record.attempts:
                     record.attempts, record.error = 0, None  # the failing step went through
                 changed = self._apply(record, wf, thread, outcome)
@@ -537,6 +557,8 @@ class Engine:
                 _fail(record, f"{type(e).__name__}: {e}")
                 return await self._save_failure(record, wf), budget
             except Exception as e:
+                self.observer.step(record.type, time.perf_counter() - started, False)
+                self.observer.retry(record.type)
                 log.warning(
                     "step failed in workflow %s thread %s after %r: %s",
                     record.id,

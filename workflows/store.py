@@ -289,6 +289,15 @@ class SQLStore:
         async with self.engine.connect() as conn:
             return [_record(r) for r in await conn.execute(query)]
 
+    async def oldest_due(self, now: datetime) -> datetime | None:
+        """When the longest-overdue workflow became due (uses the due_at index)."""
+        query = sa.select(sa.func.min(W.c.due_at)).where(W.c.due_at <= now)
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(query)).scalar()
+        if isinstance(value, str):  # SQLite's min() returns the stored text
+            value = datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return value
+
     async def count_by_status(self) -> dict[str, int]:
         query = sa.select(W.c.status, sa.func.count()).group_by(W.c.status)
         async with self.engine.connect() as conn:

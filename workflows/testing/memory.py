@@ -134,6 +134,16 @@ class MemoryStore:
             self._timer_leases[timer.key] = (owner, lease_until)
         return due
 
+    async def count_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self._records.values():
+            counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+    async def oldest_due(self, now: datetime) -> datetime | None:
+        due = [r.due_at for r in self._records.values() if r.due_at and r.due_at <= now]
+        return min(due) if due else None
+
     async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]:
         if workflow_id is None:
             return [e for entries in self._history.values() for e in entries]
