@@ -7,8 +7,10 @@ the person as an ephemeral message and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -16,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.commands import ACK_DEADLINE
 from callbacks.user_action import APPROVE, DENY, WaitForUserAction
 from workflows import (
     CallbackRejected,
@@ -52,7 +55,7 @@ def explain(error: Exception) -> str:
 async def decide(
     engine: Engine, request: CallbackRequest, user: str, decision: str, reason: str = ""
 ) -> str:
-    """Apply the decision; return the line to show the person."""
+    """Apply the decision; return the line to show the person and whether it applied."""
     try:
         await engine.on_callback(
             request, {"user": user, "decision": decision, "reason": reason}, actor=user
@@ -66,17 +69,31 @@ async def decide(
     )
 
 
+async def decide_then_ack(ack: AsyncAck, decision: Awaitable[str], **ack_args: Any) -> str:
+    """Apply a decision, then acknowledge: once Slack shows the click went through, the
+    decision is stored, and a process dying before that makes Slack show an error, so the
+    person clicks again. A slow database still gets its acknowledgement within 3 s."""
+    applying = asyncio.ensure_future(decision)
+    try:
+        text = await asyncio.wait_for(asyncio.shield(applying), ACK_DEADLINE)
+    except TimeoutError:
+        await ack(**ack_args)
+        return await applying
+    await ack(**ack_args)
+    return text
+
+
 def register(app: AsyncApp, engine: Engine) -> None:
     @app.action(messages.APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
         user = body["user"]["id"]
         try:
             request = messages.decode_request(body["actions"][0]["value"])
         except (KeyError, ValueError, TypeError):
+            await ack()
             text = "This button is not valid any more."
         else:
-            text = await decide(engine, request, user, APPROVE)
+            text = await decide_then_ack(ack, decide(engine, request, user, APPROVE))
         await respond(response_type="ephemeral", replace_original=False, text=text)
 
     @app.action(messages.DENY_ACTION)
@@ -137,8 +154,7 @@ def register(app: AsyncApp, engine: Engine) -> None:
                 errors={messages.REASON_BLOCK: "Please say why you deny this request."},
             )
             return
-        await ack()
-        text = await decide(engine, request, user, DENY, reason.strip())
+        text = await decide_then_ack(ack, decide(engine, request, user, DENY, reason.strip()))
         if channel:
             try:
                 await client.chat_postEphemeral(channel=channel, user=user, text=text)

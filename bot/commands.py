@@ -7,6 +7,7 @@ Slack delivers mentions escaped (`<@U123|alice>`) when the command has escaping 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from workflows.approval import ApprovalRequest
 log = logging.getLogger("bot.commands")
 
 DEFAULT_TIMEOUT = timedelta(hours=24)
+ACK_DEADLINE = 2.0  # seconds to store the request before acknowledging anyway
 MAX_TIMEOUT = timedelta(days=365)
 
 USAGE = (
@@ -140,25 +142,48 @@ def register(app: AsyncApp, engine: Engine) -> None:
             await ack(response_type="ephemeral", text=USAGE)
             return
         approvers = list(parsed.approvers)
+        request = ApprovalRequest(
+            requester=requester,
+            approvers=approvers,
+            text=parsed.text,
+            quorum=parsed.quorum,
+            timeout=parsed.timeout,
+            channel=str(command.get("channel_id", "")),
+        )
+        # Stored before acknowledging: once the requester reads "sent", nothing can lose
+        # it. An insert is milliseconds; the deadline keeps the answer within Slack's 3 s.
+        creating = asyncio.ensure_future(engine.new_workflow(request))
+        try:
+            await asyncio.wait_for(asyncio.shield(creating), ACK_DEADLINE)
+        except TimeoutError:
+            await ack(response_type="ephemeral", text="Recording your request…")
+            await _report_late(creating, respond, approvers, parsed)
+            return
+        except Exception:
+            log.exception("could not start an approval request")
+            await ack(
+                response_type="ephemeral",
+                text=":x: Your request could not be started. Please try again.",
+            )
+            return
         await ack(
             response_type="ephemeral",
             text=started(approvers, parsed.quorum, format_duration(parsed.timeout)),
         )
-        try:
-            await engine.new_workflow(
-                ApprovalRequest(
-                    requester=requester,
-                    approvers=approvers,
-                    text=parsed.text,
-                    quorum=parsed.quorum,
-                    timeout=parsed.timeout,
-                    channel=str(command.get("channel_id", "")),
-                )
-            )
-        except Exception:
-            log.exception("could not start an approval request")
-            await respond(
-                response_type="ephemeral",
-                replace_original=False,
-                text=":x: Your request could not be started. Please try again.",
-            )
+
+
+async def _report_late(
+    creating: asyncio.Future[str],
+    respond: AsyncRespond,
+    approvers: list[str],
+    parsed: ApprovalCommand,
+) -> None:
+    """The database was slow: tell the requester once the request is stored (or not)."""
+    try:
+        await creating
+    except Exception:
+        log.exception("could not start an approval request")
+        text = ":x: Your request could not be started. Please try again."
+    else:
+        text = started(approvers, parsed.quorum, format_duration(parsed.timeout))
+    await respond(response_type="ephemeral", replace_original=False, text=text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -55,7 +56,10 @@ class Service:
 
 
 def build(
-    settings: Settings, *, sweep_interval: float = 1.0, resumer: SchedulerResumer | None = None
+    settings: Settings,
+    *,
+    sweep_interval: float | None = None,
+    resumer: SchedulerResumer | None = None,
 ) -> Service:
     client = make_client(settings.slack_bot_token, settings.slack_api_url)
     notifier: Notifier = SlackNotifier(client)  # checked against the workflow's Protocol
@@ -67,7 +71,9 @@ def build(
             **default_callbacks(),
             WaitForUserAction.type: SlackActionManager(client, render_request),
         },
-        resumer=resumer or SchedulerResumer(sweep_interval=sweep_interval),
+        resumer=resumer
+        or SchedulerResumer(sweep_interval=sweep_interval or settings.sweep_interval_seconds),
+        lease=timedelta(seconds=settings.workflow_lease_seconds),
         services=[notifier],
         observer=metrics,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.store import async_url
@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     slack_api_url: str = ""
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    workflow_lease_seconds: float = Field(default=30.0, gt=0)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -6,7 +6,8 @@ Posting to a user ID opens the DM and returns its `D…` conversation ID, which 
   (`request.setup_attempt > 1`) first looks for messages it already posted and reuses them,
   so nobody gets the same request twice and no message is left behind undeleted;
 - a failure part-way deletes what this attempt posted before raising;
-- teardown treats an already deleted message as deleted.
+- teardown treats an already deleted message as deleted, and when a setup began but never
+  recorded what it posted, looks the messages up by their keys and deletes them.
 """
 
 from __future__ import annotations
@@ -106,9 +107,16 @@ class SlackActionManager:
         return json.dumps({"messages": posted})
 
     async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
-        if not request.setup_data:
-            return
-        await self._delete(json.loads(request.setup_data).get("messages", []))
+        if request.setup_data:
+            await self._delete(json.loads(request.setup_data).get("messages", []))
+        elif request.setup_attempt > 0 and isinstance(handler, WaitForUserAction):
+            # A setup began but never recorded what it posted (the process died, or the
+            # wait ended first): find those messages by their keys.
+            base = f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}"
+            found = [await find_posted(self.client, user, f"{base}:{user}",
+                                       request.waiting_since)
+                     for user in handler.approvers]
+            await self._delete([m for m in found if m is not None])
 
     async def _delete(self, posted: list[dict[str, str]]) -> None:
         for message in posted:

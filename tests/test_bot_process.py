@@ -4,20 +4,17 @@ down while a timeout comes due, started with bad settings."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from bot import messages
 from bot.sandbox.slack import SlackStandin
-from tests.processes import ROOT, poll
+from tests.processes import ROOT, BotProcess, free_port, poll
 from tests.slackbot import ALICE, BOB, BOT_TOKEN, RITA, SIGNING_SECRET, at
 
 
@@ -26,49 +23,6 @@ def settled(database: Path) -> bool:
     with sqlite3.connect(database) as db:
         rows = db.execute("SELECT status, lease_owner FROM workflows").fetchall()
     return bool(rows) and all(r == ("waiting", None) for r in rows)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class BotProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = int(env["PORT"])
-        self.log = log
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def ready(self) -> None:
-        async def healthy() -> bool:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                async with (
-                    aiohttp.ClientSession() as http,
-                    http.get(f"http://127.0.0.1:{self.port}/healthz") as response,
-                ):
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await poll(healthy, 30, "the bot did not become healthy")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        assert self.process.wait(10) == -signal.SIGKILL
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
 
 
 @pytest.fixture

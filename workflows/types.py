@@ -56,7 +56,9 @@ class Handler(Protocol):
 
 class CallbackManager(Protocol):
     """Creates and removes a wait in the outside world. Both calls must be idempotent:
-    after a crash they run again with the same request."""
+    after a crash they run again with the same request. `teardown` may get an empty
+    `setup_data` with `setup_attempt > 0`: a setup began but its result was never recorded,
+    so whatever it created must be found (by keys derived from the request) and removed."""
 
     async def setup(self, request: CallbackRequest, handler: Any) -> str: ...
 

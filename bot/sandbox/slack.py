@@ -607,7 +607,11 @@ class SlackStandin:
         headers: dict[str, str] | None = None,
         timestamp: str | None = None,
         signature: str | None = None,
+        app_url: str | None = None,
+        timeout: float = 10.0,
     ) -> SentRequest:
+        """Deliver to the app (over the socket when one is connected); `app_url` sends to
+        one of several app processes, as a load balancer would."""
         if self._sockets and headers is None and timestamp is None and signature is None:
             return await self._send_envelope(envelope_type, payload)
         assert self._http is not None, "start() the stand-in first"
@@ -619,7 +623,10 @@ class SlackStandin:
             **(signed if headers is None else headers),
         }
         async with self._http.post(
-            self.app_url, data=body.encode(), headers=sent_headers
+            app_url or self.app_url,
+            data=body.encode(),
+            headers=sent_headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
             text = await response.text()
             try:
