@@ -11,6 +11,7 @@ import pytest
 from bot import messages
 from bot.logs import configure_logging
 from bot.sandbox.slack import SlackStandin
+from tests.processes import poll
 from tests.slackbot import ALICE, RITA, Bot, at, running_bot
 from workflows.testing.postgres import PostgresServer
 
@@ -27,10 +28,17 @@ async def test_metrics(bot: Bot) -> None:
     await bot.dm(RITA, "approved")
     await bot.slack.slash_command(RITA, f"{at(ALICE)} Still waiting")
     await bot.dm(ALICE, "Still waiting")
-    status, text = await get(f"{bot.url}/metrics")
-    assert status == 200
-    assert 'workflows{status="finished"} 1.0' in text
-    assert 'workflows{status="waiting"} 1.0' in text
+    page: list[str] = []
+
+    async def settled() -> bool:
+        status, text = await get(f"{bot.url}/metrics")
+        assert status == 200
+        page[:] = [text]
+        return 'workflows{status="finished"} 1.0' in text and (
+            'workflows{status="waiting"} 1.0' in text)
+
+    await poll(settled, 10, "the workflows did not settle")
+    text = page[0]
     assert 'workflow_step_seconds_count{outcome="ok",type="approval"}' in text
     assert 'workflow_callback_seconds_count{outcome="ok",type="approval"} 1.0' in text
     assert "workflow_resumer_lag_seconds 0.0" in text
