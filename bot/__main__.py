@@ -8,6 +8,7 @@ import click
 
 from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
+from workflows import WorkflowError
 
 
 @click.group(invoke_without_command=True)
@@ -30,7 +31,10 @@ def run() -> None:
     except SettingsError as e:
         raise click.ClickException(str(e)) from None
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(build(settings)))
+    try:
+        asyncio.run(serve(build(settings)))
+    except WorkflowError as e:  # e.g. a database schema newer than this release
+        raise click.ClickException(str(e)) from None
 
 
 @cli.command()

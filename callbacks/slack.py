@@ -113,9 +113,10 @@ class SlackActionManager:
             # A setup began but never recorded what it posted (the process died, or the
             # wait ended first): find those messages by their keys.
             base = f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}"
-            found = [await find_posted(self.client, user, f"{base}:{user}",
-                                       request.waiting_since)
-                     for user in handler.approvers]
+            found = [
+                await find_posted(self.client, user, f"{base}:{user}", request.waiting_since)
+                for user in handler.approvers
+            ]
             await self._delete([m for m in found if m is not None])
 
     async def _delete(self, posted: list[dict[str, str]]) -> None:

@@ -198,3 +198,19 @@ async def test_healthz(bot: Bot) -> None:
     async with bot.slack._http.get(f"{bot.url}/healthz") as response:
         assert response.status == 200
         assert await response.json() == {"status": "ok"}
+
+
+async def test_expired_trigger_asks_to_click_again(bot: Bot) -> None:
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} Slow Slack")
+    to_alice = await bot.request_dm(ALICE)
+    bot.slack.trigger_ttl = -1.0  # every trigger has expired by the time it is used
+    await bot.slack.click(ALICE, to_alice, messages.DENY_ACTION)
+    await poll(lambda: bot.ephemeral_texts(ALICE), 10, "the approver was not told")
+    assert bot.ephemeral_texts(ALICE) == [
+        "Slack could not open the form in time; please click Deny again."
+    ]
+    assert bot.slack.open_views(ALICE) == []
+    assert bot.slack.calls_of("views.open")  # it was tried, and Slack said expired
+    bot.slack.trigger_ttl = 3.0
+    await bot.slack.click(ALICE, to_alice, messages.DENY_ACTION)
+    await poll(lambda: bot.slack.open_views(ALICE), 10, "the modal did not open")

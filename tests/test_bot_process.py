@@ -127,3 +127,28 @@ def test_missing_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         "Error: PORT: Input should be a valid integer, unable to parse string as an integer"
     ]
+
+
+async def test_a_newer_database_schema_stops_start_up(
+    bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    from workflows.store import SQLStore
+
+    store = SQLStore(bot_env["DATABASE_URL"])
+    await store.start()
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    await store.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=ROOT,
+        env=bot_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: the database schema is at revision '0099', newer than this code (which "
+        "knows up to '0002'): run a newer release"
+    )

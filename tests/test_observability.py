@@ -35,7 +35,8 @@ async def test_metrics(bot: Bot) -> None:
         assert status == 200
         page[:] = [text]
         return 'workflows{status="finished"} 1.0' in text and (
-            'workflows{status="waiting"} 1.0' in text)
+            'workflows{status="waiting"} 1.0' in text
+        )
 
     await poll(settled, 10, "the workflows did not settle")
     text = page[0]

@@ -126,6 +126,7 @@ class SlackStandin:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.responses: list[dict[str, Any]] = []
         self.app_url = ""
+        self.trigger_ttl = TRIGGER_TTL  # tests shorten it to see expired triggers
         self._faults: dict[str, deque[Fault]] = {}
         self._seq = itertools.count(1)
         self._clock = time.time
@@ -390,7 +391,7 @@ class SlackStandin:
         if trigger not in self.workspace.triggers:
             raise SlackError("invalid_trigger_id")
         user, issued = self.workspace.triggers.pop(trigger)
-        if time.monotonic() - issued > TRIGGER_TTL:
+        if time.monotonic() - issued > self.trigger_ttl:
             raise SlackError("expired_trigger_id")
         view = _json_field(params.get("view"))
         check_view(view)
