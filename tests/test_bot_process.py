@@ -3,6 +3,7 @@ down while a timeout comes due, started with bad settings."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -139,16 +140,15 @@ async def test_a_newer_database_schema_stops_start_up(
     async with store.engine.begin() as conn:
         await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
     await store.close()
-    result = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        cwd=ROOT,
-        env=bot_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = await asyncio.to_thread(run_bot, bot_env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "Error: the database schema is at revision '0099', newer than this code (which "
         "knows up to '0002'): run a newer release"
+    )
+
+
+def run_bot(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
