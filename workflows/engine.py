@@ -143,6 +143,8 @@ class Engine:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopping = False
+        # Wait events created by executions in progress here, not yet set up.
+        self._fresh: set[tuple[str, str, str, int]] = set()
         for manager in self.callbacks.values():
             attach = getattr(manager, "attach", None)
             if callable(attach):
@@ -184,6 +186,9 @@ class Engine:
             due_at=now,
             created_at=now,
             updated_at=now,
+            # This process runs it right away: born leased, it needs no separate claim.
+            lease_owner=self.worker_id if self.resumer is not None else None,
+            lease_expires_at=now + self.lease if self.resumer is not None else None,
             audit=[AuditEntry("created", input=data.model_dump(mode="json"))],
         )
         await self.db.create(record)
@@ -251,7 +256,13 @@ class Engine:
             record.state.pc += 1
             record.data = wf.model_dump(mode="json")
             record.status = Status.RUNNING
-            record.due_at = self.clock.now()
+            now = self.clock.now()
+            record.due_at = now
+            if self.resumer is not None and (
+                record.lease_expires_at is None or record.lease_expires_at < now
+            ):
+                # This process runs what follows right away: take the lease now.
+                record.lease_owner, record.lease_expires_at = self.worker_id, now + self.lease
             record.audit.append(
                 AuditEntry(
                     "callback",
@@ -462,8 +473,13 @@ class Engine:
             while True:
                 record = await self._teardowns(record)
                 record, budget = await self._run_threads(record, budget)
-                record = await self._setups(record)
-                record, again = await self._release(record, budget > 0 and not self._stopping)
+                has_budget = budget > 0 and not self._stopping
+                record, released = await self._setups(record, has_budget)
+                if released:
+                    if record.due_at is not None:
+                        self._wake(record.id, record.due_at)
+                    return
+                record, again = await self._release(record, has_budget)
                 if not again:
                     return
                 budget = max(budget, 1)
@@ -493,9 +509,9 @@ class Engine:
             if (
                 record.lease_owner == self.worker_id
                 and record.lease_expires_at is not None
-                and record.lease_expires_at > now + self.lease / 2
+                and record.lease_expires_at > now
             ):
-                return record  # claimed for us by the resumer's sweep a moment ago
+                return record  # already ours: taken at creation, callback or sweep
             record.lease_owner = self.worker_id
             record.lease_expires_at = now + self.lease
             if await self.db.save(record):
@@ -638,10 +654,19 @@ class Engine:
                 _orphan_thread(state, thread)  # teardowns still owed by its previous wait
                 thread.step, thread.status = name, ThreadStatus.BLOCKED
                 now = self.clock.now()
+                # Saved with setup_started=1: the setup that follows in this execution is
+                # attempt 1 without a write of its own; any later one is attempt 2 or more.
                 thread.events = [
-                    WaitEvent(name=on.name, type=on.handler.type, pc=state.pc, since=now)
+                    WaitEvent(
+                        name=on.name,
+                        type=on.handler.type,
+                        pc=state.pc,
+                        since=now,
+                        setup_started=1,
+                    )
                     for on in events
                 ]
+                self._fresh.update((record.id, thread.id, on.name, state.pc) for on in events)
                 return False
             case st.BlockedFor(name):
                 was = (thread.step, thread.status)
@@ -736,7 +761,9 @@ class Engine:
         event.retry_at = now + self._backoff(event.attempts)
         return False
 
-    async def _setups(self, record: Record) -> Record:
+    async def _setups(self, record: Record, has_budget: bool) -> tuple[Record, bool]:
+        """Set up pending waits; record the results, and release the lease in the same
+        write when nothing else is left to do. Returns the record and whether released."""
         now = self.clock.now()
         todo = [
             (t.id, e)
@@ -745,24 +772,27 @@ class Engine:
             if _due(e, (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR), now)
         ]
         if not todo:
-            return record
+            return record, False
         keys = {(t, e.name, e.pc) for t, e in todo}
+        again = {k for k in keys if (record.id, *k) not in self._fresh}
+        self._fresh.difference_update((record.id, *k) for k in keys)
+        if again:
 
-        async def starting(fresh: Record) -> Record:
-            # Recorded before the outside world is touched, so a setup that runs again
-            # after a crash knows it may have had effects already (and can look for them).
-            for thread_id, event in _all_events(fresh.state):
-                if (thread_id, event.name, event.pc) in keys:
-                    event.setup_started += 1
-            return fresh
+            async def starting(fresh: Record) -> Record:
+                # Recorded before the outside world is touched, so a setup that runs again
+                # after a crash knows it may have had effects already (and can look).
+                for thread_id, event in _all_events(fresh.state):
+                    if (thread_id, event.name, event.pc) in again:
+                        event.setup_started += 1
+                return fresh
 
-        record = await self._update_keep_lease(record, starting)
-        todo = [
-            (t, e)
-            for t, e in _all_events(record.state)
-            if (t, e.name, e.pc) in keys
-            and e.status in (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR)
-        ]
+            record = await self._update_keep_lease(record, starting)
+            todo = [
+                (t, e)
+                for t, e in _all_events(record.state)
+                if (t, e.name, e.pc) in keys
+                and e.status in (EventStatus.PENDING_SETUP, EventStatus.SETUP_ERROR)
+            ]
         handlers = self._handlers(record)
         results: dict[tuple[str, str, int], tuple[str, str | None]] = {}
         for thread_id, event in todo:
@@ -784,8 +814,10 @@ class Engine:
                 )
                 results[(thread_id, event.name, event.pc)] = ("", f"{type(e).__name__}: {e}")
         late: list[tuple[str, WaitEvent]] = []
+        released = False
 
         async def apply(fresh: Record) -> Record:
+            nonlocal released
             now = self.clock.now()
             seen = set()
             for thread_id, event in _all_events(fresh.state):
@@ -813,6 +845,9 @@ class Engine:
                 data, error = results[key]
                 if key not in seen and error is None:
                     late.append((thread_id, event.model_copy(update={"setup_data": data})))
+            released = fresh.lease_owner == self.worker_id and self._settle(
+                fresh, now, has_budget and not late
+            )
             return fresh
 
         record = await self._update_keep_lease(record, apply)
@@ -822,7 +857,7 @@ class Engine:
                 await manager.teardown(_request(record, thread_id, event), None, False)
             except Exception:
                 log.exception("teardown after a late setup failed for %s", event.name)
-        return record
+        return record, released
 
     async def _update_keep_lease(
         self, record: Record, apply: Callable[[Record], Awaitable[Record]]
@@ -849,21 +884,27 @@ class Engine:
                 continue
         return handlers
 
-    async def _release(self, record: Record, has_budget: bool) -> tuple[Record, bool]:
-        """Give up the lease and record when the workflow is next due; or, if more work
-        turned up, keep going."""
-        now = self.clock.now()
-        if record.lease_owner != self.worker_id:
-            return record, False
+    def _settle(self, record: Record, now: datetime, has_budget: bool) -> bool:
+        """Unless more work is due now (and may be done now), give up the lease and record
+        when the workflow is next due. Returns whether it did."""
         work_now = _work_now(record, now)
         if work_now and has_budget:
-            return record, True
+            return False
         record.due_at = now if work_now else _next_due(record)
         record.lease_owner = None
         record.lease_expires_at = None
         if record.status not in TERMINAL:
             blocked = all(t.status not in _RUNNABLE for t in record.state.threads)
             record.status = Status.WAITING if blocked and not record.attempts else Status.RUNNING
+        return True
+
+    async def _release(self, record: Record, has_budget: bool) -> tuple[Record, bool]:
+        """Give up the lease and record when the workflow is next due; or, if more work
+        turned up, keep going."""
+        if record.lease_owner != self.worker_id:
+            return record, False
+        if not self._settle(record, self.clock.now(), has_budget):
+            return record, True
         if not await self.db.save(record):
             fresh = await self._reload(record.id)
             return (fresh, True) if fresh is not None else (record, False)
