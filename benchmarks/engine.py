@@ -171,32 +171,36 @@ async def approvals_per_second(url: str, count: int) -> float:
 
 
 async def raw_read_modify_write(url: str, seconds: float = 3.0) -> float:
-    """The ceiling: one transaction that reads a ~2 KB JSON row, changes it, writes it back,
-    through the same SQLAlchemy asyncio driver and the same locking as the store."""
-    store = SQLStore(url)  # for its SQLite connection setup (WAL, BEGIN IMMEDIATE)
+    """The ceiling: one transaction that reads a ~2 KB JSON row, changes it and writes it
+    back, through the store's own path to the database (same driver, same locking; on
+    SQLite the same thread hop per transaction)."""
+    store = SQLStore(url)
     await store.start()
-    engine = store.engine
     table = sa.Table(
         "raw_bench",
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("doc", sa.JSON),
     )
-    doc = {"field": "x" * 2000, "n": 0}
-    async with engine.begin() as conn:
-        await conn.run_sync(table.metadata.create_all)
-        await conn.execute(table.insert().values(id=1, doc=doc))
     query = table.select().where(table.c.id == 1)
     if not store.is_sqlite:
         query = query.with_for_update()
+
+    def setup(conn: sa.Connection) -> None:
+        table.metadata.create_all(conn)
+        conn.execute(table.insert().values(id=1, doc={"field": "x" * 2000, "n": 0}))
+
+    def read_modify_write(conn: sa.Connection) -> None:
+        row = conn.execute(query).one()
+        new = dict(row.doc)
+        new["n"] += 1
+        conn.execute(table.update().where(table.c.id == 1).values(doc=new))
+
+    await store._run(setup)
     count = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        async with engine.begin() as conn:
-            row = (await conn.execute(query)).one()
-            new = dict(row.doc)
-            new["n"] += 1
-            await conn.execute(table.update().where(table.c.id == 1).values(doc=new))
+        await store._run(read_modify_write)
         count += 1
     elapsed = time.perf_counter() - started
     await store.close()

@@ -17,8 +17,8 @@ Both also check the version column on every write (optimistic checkpoints).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from workflows import schema
@@ -109,123 +109,178 @@ def async_url(url: str) -> str:
 
 
 class SQLStore:
-    """`DB` on SQLAlchemy's asyncio layer."""
+    """`DB` on SQLAlchemy Core.
+
+    Every operation is one function over a synchronous SQLAlchemy `Connection`, run as one
+    transaction. On PostgreSQL it runs on the asyncio engine (asyncpg) through
+    `run_sync`; on SQLite on one `sqlite3` connection in a dedicated thread, one thread hop
+    per transaction instead of one per statement (aiosqlite's cost), with an asyncio lock
+    queueing the process's transactions in front of it.
+    """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._echo = echo
         self._engine: AsyncEngine | None = None
-        self._write_lock = asyncio.Lock()
+        self._sync: Engine | None = None
+        self._conn: Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
+        """An asyncio engine on the same database (the store's own on PostgreSQL; on SQLite
+        one for tools and tests, created on first use)."""
         if self._engine is None:
-            raise RuntimeError("store not started")
+            if not self._started:
+                raise RuntimeError("store not started")
+            self._engine = self._async_engine()
         return self._engine
 
-    async def start(self) -> None:
-        if self._engine is not None:
-            return
+    @property
+    def _started(self) -> bool:
+        return self._sync is not None or (not self.is_sqlite and self._engine is not None)
+
+    def _async_engine(self) -> AsyncEngine:
         kwargs: dict[str, Any] = {"echo": self._echo}
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         engine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
-            _sqlite_locking(engine)
-        self._engine = engine
-        async with self._tx() as conn:
-            await conn.run_sync(schema.upgrade)
+            _sqlite_locking(engine.sync_engine)
+        return engine
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        if self.is_sqlite:
+            self._sync = sa.create_engine(self.url.replace("+aiosqlite", ""), echo=self._echo)
+            _sqlite_locking(self._sync)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-store")
+        else:
+            self._engine = self._async_engine()
+        await self._run(schema.upgrade)
 
     async def close(self) -> None:
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_sqlite)
+            self._thread.shutdown()
+            self._thread = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
 
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+    def _close_sqlite(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
+
+    # --- running transactions -------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one transaction (an exclusive one on SQLite)."""
         if self.is_sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
-        else:
-            async with self.engine.begin() as conn:
-                yield conn
+            async with self._lock:
+                return await self._in_thread(self._transaction, fn)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._thread is not None, "store not started"
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            assert self._sync is not None, "store not started"
+            self._conn = self._sync.connect()
+        return self._conn
+
+    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+        conn = self._connection()
+        with conn.begin():
+            return fn(conn)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self._run(lambda conn: conn.execute(sa.text("SELECT 1")))
 
     # --- records ---------------------------------------------------------------------------
 
     async def create(self, record: Record) -> None:
+        def insert(conn: Connection) -> None:
+            conn.execute(W.insert().values(**_row(record)))
+            _audit(conn, record)
+
         try:
-            async with self._tx() as conn:
-                await conn.execute(W.insert().values(**_row(record)))
-                await _audit(conn, record)
+            await self._run(insert)
         except IntegrityError as e:
             raise WorkflowExists(f"workflow {record.id!r} already exists") from e
         record.audit = []
 
     async def get(self, workflow_id: str) -> Record:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(W.select().where(W.c.id == workflow_id))).first()
-        if row is None:
-            raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
-        return _record(row)
+        return await self._run(lambda conn: _load(conn, workflow_id, lock=False))
 
     async def update(self, workflow_id: str, fn: Callable[[Record], Awaitable[T]]) -> T:
-        async with self._tx() as conn:
-            query = W.select().where(W.c.id == workflow_id)
-            if not self.is_sqlite:
-                query = query.with_for_update()
-            row = (await conn.execute(query)).first()
-            if row is None:
-                raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
-            record = _record(row)
-            result = await fn(record)
-            await _write(conn, record)
+        """Read, apply `fn`, write: all under the exclusive lock. `fn` is async, so the
+        transaction stays open around it (on SQLite, across two thread hops)."""
+        if self.is_sqlite:
+            async with self._lock:
+                conn = await self._in_thread(self._connection)
+                transaction = await self._in_thread(conn.begin)
+                try:
+                    record = await self._in_thread(_load, conn, workflow_id, False)
+                    result = await fn(record)
+                    await self._in_thread(_write, conn, record)
+                    await self._in_thread(transaction.commit)
+                except BaseException:
+                    await asyncio.shield(self._in_thread(transaction.rollback))
+                    raise
+        else:
+            async with self.engine.begin() as aconn:
+                record = await aconn.run_sync(_load, workflow_id, True)
+                result = await fn(record)
+                await aconn.run_sync(_write, record)
         record.version += 1
         record.audit = []
         return result
 
     async def save(self, record: Record) -> bool:
-        async with self._tx() as conn:
-            if not await _write(conn, record):
-                await conn.rollback()
-                return False
+        if not await self._run(lambda conn: _write(conn, record)):
+            return False
         record.version += 1
         record.audit = []
         return True
 
     async def mark_failed(self, workflow_id: str, error: str) -> None:
         """Fail a row without parsing it (its JSON may be what is broken)."""
-        async with self._tx() as conn:
-            await conn.execute(
-                W.update()
-                .where(W.c.id == workflow_id)
-                .values(
-                    status="failed",
-                    error=error,
-                    due_at=None,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    version=W.c.version + 1,
-                    updated_at=datetime.now(UTC),
-                )
+        statement = (
+            W.update()
+            .where(W.c.id == workflow_id)
+            .values(
+                status="failed",
+                error=error,
+                due_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                version=W.c.version + 1,
+                updated_at=datetime.now(UTC),
             )
+        )
+        await self._run(lambda conn: conn.execute(statement))
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Ids of workflows due for execution whose lease is free or expired."""
-        stamp = now
         query = (
             sa.select(W.c.id)
-            .where(W.c.due_at <= stamp)
-            .where(sa.or_(W.c.lease_expires_at.is_(None), W.c.lease_expires_at < stamp))
+            .where(W.c.due_at <= now)
+            .where(sa.or_(W.c.lease_expires_at.is_(None), W.c.lease_expires_at < now))
             .order_by(W.c.due_at)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            return [r[0] for r in await conn.execute(query)]
+        return await self._run(lambda conn: [r[0] for r in conn.execute(query)])
 
     async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
         """Lease up to `limit` due workflows whose lease is free or expired to `owner`.
@@ -245,8 +300,7 @@ class SQLStore:
             .values(lease_owner=owner, lease_expires_at=until, version=W.c.version + 1)
             .returning(W.c.id)
         )
-        async with self._tx() as conn:
-            return [r[0] for r in await conn.execute(claim)]
+        return await self._run(lambda conn: [r[0] for r in conn.execute(claim)])
 
     async def claim_timers(
         self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
@@ -267,8 +321,7 @@ class SQLStore:
             .values(lease_owner=owner, lease_expires_at=lease_until)
             .returning(*TM.c)
         )
-        async with self._tx() as conn:
-            return [_timer(r) for r in await conn.execute(claim)]
+        return await self._run(lambda conn: [_timer(r) for r in conn.execute(claim)])
 
     async def list_workflows(
         self,
@@ -286,31 +339,26 @@ class SQLStore:
             query = query.where(W.c.type == type)
         if created_before is not None:
             query = query.where(W.c.created_at < created_before)
-        async with self.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(query)]
+        return await self._run(lambda conn: [_record(r) for r in conn.execute(query)])
 
     async def oldest_due(self, now: datetime) -> datetime | None:
         """When the longest-overdue workflow became due (uses the due_at index)."""
         query = sa.select(sa.func.min(W.c.due_at)).where(W.c.due_at <= now)
-        async with self.engine.connect() as conn:
-            value = (await conn.execute(query)).scalar()
+        value = await self._run(lambda conn: conn.execute(query).scalar())
         if isinstance(value, str):  # SQLite's min() returns the stored text
             value = datetime.fromisoformat(value).replace(tzinfo=UTC)
         return value
 
     async def count_by_status(self) -> dict[str, int]:
         query = sa.select(W.c.status, sa.func.count()).group_by(W.c.status)
-        async with self.engine.connect() as conn:
-            return {r[0]: r[1] for r in await conn.execute(query)}
+        return await self._run(lambda conn: {r[0]: r[1] for r in conn.execute(query)})
 
     async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail of one workflow, or of all (oldest first)."""
         query = E.select().order_by(E.c.id)
         if workflow_id is not None:
             query = query.where(E.c.workflow_id == workflow_id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [dict(r) for r in rows]
+        return await self._run(lambda conn: [dict(r) for r in conn.execute(query).mappings().all()])
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -323,23 +371,23 @@ class SQLStore:
             request=timer.request.model_dump(mode="json"),
             fire_at=timer.fire_at,
         )
-        async with self._tx() as conn:
-            await conn.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
-            row = (await conn.execute(TM.select().where(TM.c.key == timer.key))).one()
-        return _timer(row)
+
+        def add(conn: Connection) -> Timer:
+            conn.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
+            return _timer(conn.execute(TM.select().where(TM.c.key == timer.key)).one())
+
+        return await self._run(add)
 
     async def delete_timer(self, key: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute(TM.delete().where(TM.c.key == key))
+        await self._run(lambda conn: conn.execute(TM.delete().where(TM.c.key == key)))
 
     async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
         query = TM.select().where(TM.c.fire_at <= until).order_by(TM.c.fire_at).limit(limit)
-        async with self.engine.connect() as conn:
-            return [_timer(r) for r in await conn.execute(query)]
+        return await self._run(lambda conn: [_timer(r) for r in conn.execute(query)])
 
 
-def _sqlite_locking(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_locking(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver, so BEGIN IMMEDIATE is ours.
         dbapi_connection.isolation_level = None
@@ -349,7 +397,7 @@ def _sqlite_locking(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -407,25 +455,35 @@ def _timer(row: Any) -> Timer:
     )
 
 
-async def _write(conn: AsyncConnection, record: Record) -> bool:
+def _load(conn: Connection, workflow_id: str, lock: bool) -> Record:
+    query = W.select().where(W.c.id == workflow_id)
+    if lock and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
+    return _record(row)
+
+
+def _write(conn: Connection, record: Record) -> bool:
     values = _row(record)
     del values["id"], values["created_at"]
     values["version"] = record.version + 1
     values["updated_at"] = datetime.now(UTC)
-    result = await conn.execute(
+    result = conn.execute(
         W.update().where(W.c.id == record.id).where(W.c.version == record.version).values(**values)
     )
     if result.rowcount != 1:
         return False
-    await _audit(conn, record)
+    _audit(conn, record)
     return True
 
 
-async def _audit(conn: AsyncConnection, record: Record) -> None:
+def _audit(conn: Connection, record: Record) -> None:
     if not record.audit:
         return
     now = datetime.now(UTC)
-    await conn.execute(
+    conn.execute(
         E.insert(),
         [
             {
