@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, RootTransaction, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import JSON, Column, Field, SQLModel
@@ -199,6 +199,15 @@ class SQLStore:
             self._conn = self._sync.connect()
         return self._conn
 
+    def _begin_and_load(self, workflow_id: str) -> tuple[RootTransaction, Record]:
+        conn = self._connection()
+        transaction = conn.begin()
+        try:
+            return transaction, _load(conn, workflow_id, lock=False)
+        except BaseException:
+            transaction.rollback()
+            raise
+
     def _transaction(self, fn: Callable[[Connection], T]) -> T:
         conn = self._connection()
         with conn.begin():
@@ -228,15 +237,13 @@ class SQLStore:
         transaction stays open around it (on SQLite, across two thread hops)."""
         if self.is_sqlite:
             async with self._lock:
-                conn = await self._in_thread(self._connection)
-                transaction = await self._in_thread(conn.begin)
+                transaction, record = await self._in_thread(self._begin_and_load, workflow_id)
                 try:
-                    record = await self._in_thread(_load, conn, workflow_id, False)
                     result = await fn(record)
-                    await self._in_thread(_write, conn, record)
-                    await self._in_thread(transaction.commit)
+                    await self._in_thread(_write_and_commit, transaction, record)
                 except BaseException:
-                    await asyncio.shield(self._in_thread(transaction.rollback))
+                    if transaction.is_active:
+                        await asyncio.shield(self._in_thread(transaction.rollback))
                     raise
         else:
             async with self.engine.begin() as aconn:
@@ -477,6 +484,11 @@ def _write(conn: Connection, record: Record) -> bool:
         return False
     _audit(conn, record)
     return True
+
+
+def _write_and_commit(transaction: RootTransaction, record: Record) -> None:
+    _write(transaction.connection, record)
+    transaction.commit()
 
 
 def _audit(conn: Connection, record: Record) -> None:
