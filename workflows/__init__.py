@@ -6,7 +6,6 @@ from workflows.engine import Engine, WorkflowInfo
 from workflows.errors import (
     CallbackError,
     CallbackRejected,
-    ConcurrentUpdate,
     CorruptWorkflow,
     DefinitionError,
     NoManager,
@@ -47,7 +46,6 @@ __all__ = [
     "CallbackRequest",
     "Case",
     "Clock",
-    "ConcurrentUpdate",
     "Continue",
     "CorruptWorkflow",
     "Default",

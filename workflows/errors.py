@@ -56,7 +56,3 @@ class CallbackRejected(CallbackError):
 
 class NoManager(WorkflowError):
     """No callback manager is registered for this handler type."""
-
-
-class ConcurrentUpdate(WorkflowError):
-    """The workflow changed while this update was being prepared; try again."""
