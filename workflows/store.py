@@ -213,6 +213,10 @@ class SQLStore:
         with conn.begin():
             return fn(conn)
 
+    def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """On PostgreSQL, rows another process is claiming right now are skipped."""
+        return query if self.is_sqlite else query.with_for_update(skip_locked=True)
+
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute(sa.text("SELECT 1")))
 
@@ -280,27 +284,15 @@ class SQLStore:
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Ids of workflows due for execution whose lease is free or expired."""
-        query = (
-            sa.select(W.c.id)
-            .where(W.c.due_at <= now)
-            .where(sa.or_(W.c.lease_expires_at.is_(None), W.c.lease_expires_at < now))
-            .order_by(W.c.due_at)
-            .limit(limit)
-        )
+        query = _leasable(W.c.id, W.c.due_at, W.c.lease_expires_at, now, now, limit)
         return await self._run(lambda conn: [r[0] for r in conn.execute(query)])
 
     async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
         """Lease up to `limit` due workflows whose lease is free or expired to `owner`.
         PostgreSQL skips rows another process is claiming (`FOR UPDATE SKIP LOCKED`)."""
-        candidates = (
-            sa.select(W.c.id)
-            .where(W.c.due_at <= now)
-            .where(sa.or_(W.c.lease_expires_at.is_(None), W.c.lease_expires_at < now))
-            .order_by(W.c.due_at)
-            .limit(limit)
+        candidates = self._skip_locked(
+            _leasable(W.c.id, W.c.due_at, W.c.lease_expires_at, now, now, limit)
         )
-        if not self.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
         claim = (
             W.update()
             .where(W.c.id.in_(candidates.scalar_subquery()))
@@ -313,15 +305,9 @@ class SQLStore:
         self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
     ) -> list[Timer]:
         """Lease the timers due by `until` that no live process holds, to `owner`."""
-        candidates = (
-            sa.select(TM.c.key)
-            .where(TM.c.fire_at <= until)
-            .where(sa.or_(TM.c.lease_expires_at.is_(None), TM.c.lease_expires_at < now))
-            .order_by(TM.c.fire_at)
-            .limit(limit)
+        candidates = self._skip_locked(
+            _leasable(TM.c.key, TM.c.fire_at, TM.c.lease_expires_at, until, now, limit)
         )
-        if not self.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
         claim = (
             TM.update()
             .where(TM.c.key.in_(candidates.scalar_subquery()))
@@ -391,6 +377,19 @@ class SQLStore:
     async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
         query = TM.select().where(TM.c.fire_at <= until).order_by(TM.c.fire_at).limit(limit)
         return await self._run(lambda conn: [_timer(r) for r in conn.execute(query)])
+
+
+def _leasable(
+    key: Any, due: Any, lease_expires: Any, due_by: datetime, now: datetime, limit: int
+) -> sa.Select[Any]:
+    """Keys of rows due by `due_by` whose lease is free or has expired, soonest first."""
+    return (
+        sa.select(key)
+        .where(due <= due_by)
+        .where(sa.or_(lease_expires.is_(None), lease_expires < now))
+        .order_by(due)
+        .limit(limit)
+    )
 
 
 def _sqlite_locking(engine: Engine) -> None:
