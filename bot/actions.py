@@ -1,6 +1,7 @@
 """Approve and Deny buttons, and the modal asking why.
 
-Listeners acknowledge first and translate between Slack and the engine; the engine decides.
+Listeners translate between Slack and the engine, which decides; a decision is stored
+before Slack is told the click went through (within its 3 seconds).
 Every refusal (not an approver, the requester, a finished request, a second click) reaches
 the person as an ephemeral message and changes nothing.
 """
@@ -55,7 +56,7 @@ def explain(error: Exception) -> str:
 async def decide(
     engine: Engine, request: CallbackRequest, user: str, decision: str, reason: str = ""
 ) -> str:
-    """Apply the decision; return the line to show the person and whether it applied."""
+    """Apply the decision; return the line to show the person."""
     try:
         await engine.on_callback(
             request, {"user": user, "decision": decision, "reason": reason}, actor=user

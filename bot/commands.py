@@ -124,7 +124,8 @@ def format_duration(duration: timedelta) -> str:
 
 
 def register(app: AsyncApp, engine: Engine) -> None:
-    """`/approval`: acknowledge at once (usage on bad input), then start the workflow."""
+    """`/approval`: bad input gets the usage at once; a good request is stored, then
+    acknowledged."""
 
     @app.command("/approval")
     async def approval(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
