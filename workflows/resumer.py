@@ -30,7 +30,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("workflows.resumer")
 
 
-class SchedulerResumer:
+class AttachedResumer:
+    """The part every resumer shares: the engine it serves, given by `Engine.__init__`."""
+
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("resumer not attached to an engine")
+        return self._engine
+
+    def attach(self, engine: Engine) -> None:
+        self._engine = engine
+
+
+class SchedulerResumer(AttachedResumer):
     def __init__(
         self,
         *,
@@ -42,22 +57,12 @@ class SchedulerResumer:
         self.sweep_interval = sweep_interval
         self.batch = batch
         self.error_delay = error_delay
-        self._engine: Engine | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("resumer not attached to an engine")
-        return self._engine
-
-    def attach(self, engine: Engine) -> None:
-        self._engine = engine
 
     async def start(self) -> None:
         self._closing = False

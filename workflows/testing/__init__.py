@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from workflows.engine import Engine
+from workflows.resumer import AttachedResumer
 from workflows.types import CallbackManager, Timer
 from workflows.workflow import Workflow
 
@@ -36,22 +37,12 @@ class FakeClock:
         self._now += delta
 
 
-class DrainResumer:
+class DrainResumer(AttachedResumer):
     """Runs nothing by itself. `drain()` executes every workflow that is due and fires every
     due timer, again and again, until nothing is left (by the engine's clock)."""
 
     def __init__(self) -> None:
-        self._engine: Engine | None = None
         self._woken: set[str] = set()
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("resumer not attached to an engine")
-        return self._engine
-
-    def attach(self, engine: Engine) -> None:
-        self._engine = engine
 
     async def start(self) -> None:
         pass
