@@ -24,9 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from callbacks import Timeout, default_callbacks
-from workflows import Engine, On, S, Step, Wait, Workflow
+from workflows import Engine, On, S, Step, Wait, Workflow, sqlrows
 from workflows.resumer import SchedulerResumer
-from workflows.store import TM, SQLStore, W, _leasable
+from workflows.store import SQLStore
+from workflows.tables import TM, W
 from workflows.testing.postgres import PostgresServer
 
 
@@ -92,30 +93,29 @@ async def populate(url: str, count: int, due: int, due_at: datetime) -> list[str
 
 
 async def explain(url: str) -> list[str]:
+    """The query plans of the sweep's two claim queries, exactly as the store sends them."""
     store = SQLStore(url)
     await store.start()
     now = datetime.now(UTC)
     queries = {
-        "claim due workflows": store._skip_locked(
-            _leasable(W.c.id, W.c.due_at, W.c.lease_expires_at, now, now, 200)
-        ),
-        "claim due timers": store._skip_locked(
-            _leasable(TM.c.key, TM.c.fire_at, TM.c.lease_expires_at, now, now, 200)
-        ),
+        "claim due workflows": (sqlrows.CLAIMABLE_WORKFLOWS, (now, now, 200)),
+        "claim due timers": (sqlrows.CLAIMABLE_TIMERS, (now, now, 200)),
     }
     lines = []
-
-    def run(conn: sa.Connection) -> None:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("ANALYZE")
-        for name, query in queries.items():
-            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
-            prefix = "EXPLAIN QUERY PLAN " if store.is_sqlite else "EXPLAIN "
-            plan = [" ".join(str(c) for c in r) for r in conn.exec_driver_sql(prefix + sql)]
-            lines.append(f"  {name}:")
-            lines.extend(f"    {p}" for p in plan)
-
-    await store._run(run)
+    rows = store.rows
+    for name, (sql, args) in queries.items():
+        if isinstance(rows, sqlrows.SQLiteRows):
+            ts = [sqlrows.sqlite_ts(a) if isinstance(a, datetime) else a for a in args]
+            found = rows.db.execute(f"EXPLAIN QUERY PLAN {sql}", ts).fetchall()
+            plan = [" ".join(str(c) for c in r) for r in found]
+        else:
+            async with rows.pool.acquire() as conn:
+                await conn.execute("ANALYZE")
+                claim = sqlrows.numbered(sql) + " FOR UPDATE SKIP LOCKED"
+                found = await conn.fetch(f"EXPLAIN {claim}", *args)
+            plan = [r[0] for r in found]
+        lines.append(f"  {name}:")
+        lines.extend(f"    {p}" for p in plan)
     await store.close()
     return lines
 

@@ -14,7 +14,8 @@ from bot import messages
 from bot.__main__ import cli
 from tests.processes import poll
 from tests.slackbot import ALICE, BOB, RITA, Bot, at
-from workflows.store import SQLStore, W
+from workflows.store import SQLStore
+from workflows.tables import W
 
 
 async def run(bot: Bot, *args: str) -> Result:

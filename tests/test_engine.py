@@ -229,7 +229,7 @@ async def test_corrupt_row_fails_that_workflow_only(make_kit: KitFactory) -> Non
     good = await kit.engine.new_workflow(Counter())
     store = kit.engine.db
     assert isinstance(store, SQLStore)
-    from workflows.store import W
+    from workflows.tables import W
 
     async with store.engine.begin() as conn:
         await conn.execute(W.update().where(W.c.id == bad).values(data={"n": "not a number"}))
