@@ -139,7 +139,8 @@ async def test_sigkill_during_a_callback_applies_it_once_on_retry(
 async def test_repeated_sigkill_at_random_moments_loses_nothing(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    # 60 steps of 50 ms: three kills, each after 3 to 15 more steps, all land mid-run.
+    # 60 blocking steps of 50 ms, one at a time: three kills, each after 3 to 15 more
+    # steps, all land mid-run.
     ids = await start(engine, count=30, delay=0.05)
     rng = random.Random(7)
     for _ in range(3):

@@ -16,6 +16,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -84,7 +85,9 @@ class CrashFlow(Workflow):
 
     async def step(self, name: str) -> None:
         if self.step_delay:
-            await asyncio.sleep(self.step_delay)
+            # Blocking on purpose: a process runs one such step at a time, so a test can
+            # kill it after a known number of steps, with work still left.
+            time.sleep(self.step_delay)  # noqa: ASYNC251
         log("steps", f"{self.key} {name}")
         crash_point(f"step:{name}")
         self.steps.append(name)

@@ -531,7 +531,8 @@ class Engine:
 
     async def _checkpoint(self, record: Record) -> Record | None:
         """Save; on a concurrent change return None (the caller reloads and redoes)."""
-        record.lease_expires_at = self.clock.now() + self.lease
+        if record.lease_owner == self.worker_id:
+            record.lease_expires_at = self.clock.now() + self.lease
         record.updated_at = self.clock.now()
         if await self.db.save(record):
             return record
@@ -590,6 +591,9 @@ class Engine:
             budget -= 1
             recheck = changed
             record.data = wf.model_dump(mode="json")
+            if record.status in TERMINAL and record.lease_owner == self.worker_id:
+                # Nothing follows (unless teardowns are due): release in the same write.
+                self._settle(record, self.clock.now(), True)
             saved = await self._checkpoint(record)
             if saved is None:
                 reloaded = await self._reload(record.id)

@@ -8,10 +8,11 @@ and run on the driver's own connection, storing exactly what SQLAlchemy would (J
 UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the same rows.
 
 - SQLite: the stdlib `sqlite3` connection is used on the event loop itself: a statement is
-  tens of microseconds, less than a thread hop. `busy_timeout` is 0, so a write lock held by
-  another process never blocks the loop: `BEGIN IMMEDIATE` is retried with asyncio sleeps
-  (SQLite's busy handler, moved to asyncio). An asyncio lock queues the process's own
-  transactions on the one connection.
+  tens of microseconds, less than a thread hop. Each transaction first yields to the loop,
+  so a long run of steps never holds up other tasks (a Slack acknowledgement, say).
+  `busy_timeout` is 0, so a write lock held by another process never blocks the loop:
+  `BEGIN IMMEDIATE` is retried with asyncio sleeps (SQLite's busy handler, in asyncio).
+  An asyncio lock queues the process's own transactions on the one connection.
 - PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
   whose loss could be seen wait for the WAL flush: creating a workflow, applying a callback,
@@ -170,6 +171,7 @@ class SQLiteRows:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
         """One exclusive transaction (`BEGIN IMMEDIATE` takes the write lock up front)."""
+        await asyncio.sleep(0)  # a statement never suspends: let other tasks in first
         async with self.lock:
             await self._retry("BEGIN IMMEDIATE")
             try:
@@ -183,6 +185,7 @@ class SQLiteRows:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[sqlite3.Connection]:
         """The connection outside any transaction (no other coroutine's is open on it)."""
+        await asyncio.sleep(0)
         async with self.lock:
             yield self.db
 

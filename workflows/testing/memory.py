@@ -7,11 +7,12 @@ copied in and out, so a caller never shares state with the store, as with a real
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
+
+from pydantic_core import from_json, to_json
 
 from workflows.errors import WorkflowExists, WorkflowNotFound
 from workflows.state import State
@@ -21,11 +22,12 @@ T = TypeVar("T")
 
 
 def _copy(record: Record) -> Record:
+    # Through JSON, as a database would (and faster than deepcopy).
     return dataclasses.replace(
         record,
-        data=copy.deepcopy(record.data),
+        data=from_json(to_json(record.data)),
         state=State.model_validate(record.state.model_dump()),
-        output=copy.deepcopy(record.output),
+        output=from_json(to_json(record.output)),
         audit=list(record.audit),
     )
 
