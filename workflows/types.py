@@ -104,6 +104,19 @@ class Record:
     updated_at: datetime | None = None
     # Written with the next save, in the same transaction.
     audit: list[AuditEntry] = field(default_factory=list)
+    # The store's note of the columns as last read or written (see `settled_columns`).
+    stored: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+
+    def settled_columns(self) -> tuple[Any, ...]:
+        """The columns a step checkpoint rarely changes (several are indexed)."""
+        return (
+            self.status,
+            self.output,
+            self.error,
+            self.attempts,
+            self.due_at,
+            self.lease_owner,
+        )
 
 
 @dataclass
