@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -42,10 +43,23 @@ class Service:
     metrics: PrometheusObserver
 
     async def start(self) -> None:
-        await self.engine.start()
+        # One connection pool for every Web API call (without it, slack_sdk opens and
+        # closes a connection per call).
+        self.client.session = aiohttp.ClientSession()
+        try:
+            await self.engine.start()
+        except BaseException:
+            await self._close_session()
+            raise
 
     async def close(self) -> None:
         await self.engine.close()
+        await self._close_session()
+
+    async def _close_session(self) -> None:
+        if self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
 
     async def healthy(self, timeout: float = 2.0) -> bool:
         try:
