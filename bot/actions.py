@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.commands import ACK_DEADLINE
+from bot.priority import RequestsFirst
 from callbacks.user_action import APPROVE, DENY, WaitForUserAction
 from workflows import (
     CallbackRejected,
@@ -84,7 +85,10 @@ async def decide_then_ack(ack: AsyncAck, decision: Awaitable[str], **ack_args: A
     return text
 
 
-def register(app: AsyncApp, engine: Engine) -> None:
+def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> None:
+    """The confirmation after a decision is background work: it waits for the requests in
+    flight to be acknowledged first (see bot.priority)."""
+
     @app.action(messages.APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         user = body["user"]["id"]
@@ -95,6 +99,7 @@ def register(app: AsyncApp, engine: Engine) -> None:
             text = "This button is not valid any more."
         else:
             text = await decide_then_ack(ack, decide(engine, request, user, APPROVE))
+        await requests_first.wait()
         await respond(response_type="ephemeral", replace_original=False, text=text)
 
     @app.action(messages.DENY_ACTION)
@@ -156,6 +161,7 @@ def register(app: AsyncApp, engine: Engine) -> None:
             )
             return
         text = await decide_then_ack(ack, decide(engine, request, user, DENY, reason.strip()))
+        await requests_first.wait()
         if channel:
             try:
                 await client.chat_postEphemeral(channel=channel, user=user, text=text)

@@ -7,7 +7,10 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.service import Service
 
@@ -17,6 +20,15 @@ log = logging.getLogger("bot.server")
 def web_app(service: Service) -> web.Application:
     """The aiohttp application: Slack's endpoint, a health check and metrics."""
     app = service.app.web_app(path="/slack/events")
+
+    @web.middleware
+    async def requests_first(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/slack/events":
+            return await handler(request)
+        async with service.requests_first.serving():
+            return await handler(request)
+
+    app.middlewares.append(requests_first)
 
     async def healthz(request: web.Request) -> web.Response:
         if await service.healthy():
@@ -29,6 +41,18 @@ def web_app(service: Service) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+class _SocketModeHandler(AsyncSocketModeHandler):
+    """Counts each Socket Mode request as in flight until acknowledged (see bot.priority)."""
+
+    def __init__(self, service: Service, app_token: str) -> None:
+        super().__init__(service.app, app_token)
+        self._requests_first = service.requests_first
+
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        async with self._requests_first.serving():
+            await super().handle(client, req)  # type: ignore[arg-type]
 
 
 async def serve(
@@ -50,7 +74,7 @@ async def serve(
     await site.start()
     socket_handler = None
     if service.settings.socket_mode:
-        socket_handler = AsyncSocketModeHandler(service.app, service.settings.slack_app_token)
+        socket_handler = _SocketModeHandler(service, service.settings.slack_app_token)
         await socket_handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("connected to Slack in Socket Mode; /healthz on port %s", site.name)
     else:

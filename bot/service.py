@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import actions, commands, messages
 from bot.metrics import PrometheusObserver
 from bot.outcomes import SlackNotifier
+from bot.priority import RequestsFirst
 from bot.settings import Settings
 from bot.slack import make_client
 from callbacks import default_callbacks
@@ -41,6 +43,7 @@ class Service:
     engine: Engine
     app: AsyncApp
     metrics: PrometheusObserver
+    requests_first: RequestsFirst
 
     async def start(self) -> None:
         # One connection pool for every Web API call (without it, slack_sdk opens and
@@ -51,6 +54,10 @@ class Service:
         except BaseException:
             await self._close_session()
             raise
+        # Everything start-up created (modules, schemas, the app) lives as long as the
+        # process: keep it out of the garbage collector's full passes, which otherwise
+        # scan it all and stall every request in flight (~200 ms measured).
+        gc.freeze()
 
     async def close(self) -> None:
         await self.engine.close()
@@ -76,6 +83,7 @@ def build(
     resumer: SchedulerResumer | None = None,
 ) -> Service:
     client = make_client(settings.slack_bot_token, settings.slack_api_url)
+    requests_first = RequestsFirst()
     notifier: Notifier = SlackNotifier(client)  # checked against the workflow's Protocol
     metrics = PrometheusObserver()
     engine = Engine(
@@ -86,7 +94,10 @@ def build(
             WaitForUserAction.type: SlackActionManager(client, render_request),
         },
         resumer=resumer
-        or SchedulerResumer(sweep_interval=sweep_interval or settings.sweep_interval_seconds),
+        or SchedulerResumer(
+            sweep_interval=sweep_interval or settings.sweep_interval_seconds,
+            before_execution=requests_first.wait,
+        ),
         lease=timedelta(seconds=settings.workflow_lease_seconds),
         services=[notifier],
         observer=metrics,
@@ -97,5 +108,5 @@ def build(
         request_verification_enabled=not settings.socket_mode,
     )
     commands.register(app, engine)
-    actions.register(app, engine)
-    return Service(settings, client, engine, app, metrics)
+    actions.register(app, engine, requests_first)
+    return Service(settings, client, engine, app, metrics, requests_first)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -53,8 +54,12 @@ class SchedulerResumer(AttachedResumer):
         batch: int = 200,
         concurrency: int = 32,
         error_delay: timedelta = timedelta(seconds=5),
+        before_execution: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`before_execution` is awaited before each execution starts (the bot uses it to
+        answer the Slack requests in flight first)."""
         self.sweep_interval = sweep_interval
+        self.before_execution = before_execution
         self.batch = batch
         self.error_delay = error_delay
         self._scheduler: AsyncIOScheduler | None = None
@@ -171,6 +176,8 @@ class SchedulerResumer(AttachedResumer):
         try:
             while True:
                 self._again.discard(workflow_id)
+                if self.before_execution is not None:
+                    await self.before_execution()
                 async with self._slots:
                     try:
                         await self.engine.execute(workflow_id)
