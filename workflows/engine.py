@@ -450,7 +450,7 @@ class Engine:
         root = wf.definition()
         if thread.id == MAIN_THREAD and not thread.go:
             return root
-        go = st.build_index(root).named.get(thread.go)
+        go = st.find(root, thread.go)
         if not isinstance(go, st.Go):
             raise StatementNotFound(
                 f"Go statement {thread.go!r} of thread {thread.id!r} no longer exists"
@@ -458,7 +458,7 @@ class Engine:
         return go.body(thread.id)
 
     def _thread_events(self, wf: Workflow, thread: Thread) -> dict[str, st.On]:
-        return st.build_index(self._thread_root(wf, thread)).events()
+        return st.events(self._thread_root(wf, thread))
 
     async def _execute(self, workflow_id: str) -> None:
         try:

@@ -409,6 +409,20 @@ def _progresses(body: Stmt) -> bool:
     return any(isinstance(s, Step | Wait | WaitFor) for s in _walk(body))
 
 
+def find(root: Stmt, name: str) -> Stmt | None:
+    """The statement named `name` (a lookup at run time; `build_index` validated the tree
+    when the workflow was created)."""
+    for stmt in _walk(root):
+        if stmt.name == name and isinstance(stmt, Step | Wait | On | For | Go | WaitFor):
+            return stmt
+    return None
+
+
+def events(root: Stmt) -> dict[str, On]:
+    """The `On` events of a tree by name (a lookup at run time)."""
+    return {s.name: s for s in _walk(root) if isinstance(s, On)}
+
+
 def build_index(root: Stmt, handler_types: set[str] | None = None) -> Index:
     """Index named statements and validate the tree: unique names, loops that can make
     progress, handlers with a registered manager."""

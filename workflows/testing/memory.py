@@ -7,7 +7,7 @@ copied in and out, so a caller never shares state with the store, as with a real
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import copy
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,19 +22,20 @@ T = TypeVar("T")
 
 
 def _copy(record: Record) -> Record:
-    # Through JSON, as a database would (and faster than deepcopy).
-    return dataclasses.replace(
-        record,
-        data=from_json(to_json(record.data)),
-        state=State.model_validate(record.state.model_dump()),
-        output=from_json(to_json(record.output)),
-        audit=list(record.audit),
-    )
+    """A copy sharing nothing mutable, made through JSON as a database would."""
+    copied = copy.copy(record)
+    copied.data = from_json(to_json(record.data))
+    copied.state = State.model_validate(record.state.model_dump())
+    copied.output = from_json(to_json(record.output))
+    copied.audit = list(record.audit)
+    return copied
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
+        # The records with a due time: what `due` looks at (as the SQL store's index does).
+        self._scheduled: dict[str, Record] = {}
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._timers: dict[str, Timer] = {}
         self._timer_leases: dict[str, tuple[str, datetime]] = {}
@@ -52,7 +53,11 @@ class MemoryStore:
     def _keep(self, record: Record) -> None:
         self._history.setdefault(record.id, []).extend(_entry(record.id, a) for a in record.audit)
         record.audit = []
-        self._records[record.id] = _copy(record)
+        kept = self._records[record.id] = _copy(record)
+        if kept.due_at is None:
+            self._scheduled.pop(kept.id, None)
+        else:
+            self._scheduled[kept.id] = kept
 
     async def create(self, record: Record) -> None:
         if record.id in self._records:
@@ -84,11 +89,13 @@ class MemoryStore:
     async def mark_failed(self, workflow_id: str, error: str) -> None:
         record = self._records[workflow_id]
         record.status, record.error, record.lease_owner = "failed", error, None
+        record.due_at = None
+        self._scheduled.pop(workflow_id, None)
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         due = [
             r
-            for r in self._records.values()
+            for r in self._scheduled.values()
             if r.due_at is not None
             and r.due_at <= now
             and (r.lease_expires_at is None or r.lease_expires_at < now)
