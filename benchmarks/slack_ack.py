@@ -2,6 +2,9 @@
 then 50 concurrent button clicks, sent and signed by the Slack stand-in. Prints p50, p99
 and max in milliseconds. Slack's limit is 3,000 ms.
 
+The bot runs as in production, in a process of its own (`python -m bot`); this process
+plays Slack (it sends the requests and answers the bot's Web API calls).
+
     uv run python -m benchmarks.slack_ack [--concurrency 50] [--database-url URL]
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -17,8 +21,8 @@ from pathlib import Path
 
 from bot import messages
 from bot.sandbox.slack import SentRequest
-from tests.processes import poll
-from tests.slackbot import ALICE, RITA, at, running_bot, standin
+from tests.processes import ROOT, BotProcess, free_port, poll
+from tests.slackbot import ALICE, BOT_TOKEN, RITA, SIGNING_SECRET, at, standin
 
 
 async def timed(call: Callable[[], Awaitable[SentRequest]]) -> float:
@@ -49,7 +53,21 @@ async def main() -> None:
     n = args.concurrency
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'ack.db'}"
-        async with standin() as slack, running_bot(slack, url) as bot:
+        async with standin() as slack:
+            port = free_port()
+            slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+            env.update(
+                SLACK_BOT_TOKEN=BOT_TOKEN,
+                SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                SLACK_API_URL=slack.api_url,
+                PORT=str(port),
+                PYTHONPATH=str(ROOT),
+                DATABASE_URL=url,
+                LOG_LEVEL="WARNING",
+            )
+            bot = BotProcess(env, Path(tmp) / "bot.log")
+            await bot.ready()
             await slack.slash_command(RITA, f"{at(ALICE)} warm-up")  # first-request setup
             commands = await asyncio.gather(
                 *(
@@ -70,7 +88,7 @@ async def main() -> None:
                 120,
                 "not every request was approved",
             )
-            del bot
+            bot.stop()
     print(f"Acknowledgement latency, {n} concurrent requests each, bot on {url.split(':')[0]}")
     print(summary("slash commands", commands))
     print(summary("button clicks", clicks))

@@ -9,9 +9,9 @@ the person as an ephemeral message and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -71,23 +71,19 @@ async def decide(
     )
 
 
-async def decide_then_ack(ack: AsyncAck, decision: Awaitable[str], **ack_args: Any) -> str:
-    """Apply a decision, then acknowledge: once Slack shows the click went through, the
-    decision is stored, and a process dying before that makes Slack show an error, so the
-    person clicks again. A slow database still gets its acknowledgement within 3 s."""
-    applying = asyncio.ensure_future(decision)
-    try:
-        text = await asyncio.wait_for(asyncio.shield(applying), ACK_DEADLINE)
-    except TimeoutError:
-        await ack(**ack_args)
-        return await applying
+async def ack_when_decided(ack: AsyncAck, applying: asyncio.Future[str], **ack_args: Any) -> None:
+    """Acknowledge once the decision is applied: once Slack shows the click went through,
+    the decision is stored, and a process dying before that makes Slack show an error, so
+    the person clicks again. A slow database still gets its acknowledgement within 3 s."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(applying), ACK_DEADLINE)
     await ack(**ack_args)
-    return text
 
 
 def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> None:
-    """The confirmation after a decision is background work: it waits for the requests in
-    flight to be acknowledged first (see bot.priority)."""
+    """Listeners return once they have acknowledged (Bolt answers Slack then); what follows
+    runs in the background: confirmations after the requests in flight are answered, the
+    deny form at once (its trigger expires in 3 s)."""
 
     @app.action(messages.APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -96,17 +92,22 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
             request = messages.decode_request(body["actions"][0]["value"])
         except (KeyError, ValueError, TypeError):
             await ack()
-            text = "This button is not valid any more."
-        else:
-            text = await decide_then_ack(ack, decide(engine, request, user, APPROVE))
-        await requests_first.wait()
-        await respond(response_type="ephemeral", replace_original=False, text=text)
+            requests_first.later(_tell(respond, "This button is not valid any more."))
+            return
+        applying = asyncio.ensure_future(decide(engine, request, user, APPROVE))
+        await ack_when_decided(ack, applying)
+        requests_first.later(_tell(respond, applying))
 
     @app.action(messages.DENY_ACTION)
     async def deny(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         await ack()
+        requests_first.later(open_deny_form(body, respond, client), urgent=True)
+
+    async def open_deny_form(
+        body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         user = body["user"]["id"]
         try:
             request = messages.decode_request(body["actions"][0]["value"])
@@ -160,10 +161,24 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
                 errors={messages.REASON_BLOCK: "Please say why you deny this request."},
             )
             return
-        text = await decide_then_ack(ack, decide(engine, request, user, DENY, reason.strip()))
-        await requests_first.wait()
+        applying = asyncio.ensure_future(decide(engine, request, user, DENY, reason.strip()))
+        await ack_when_decided(ack, applying)
         if channel:
-            try:
-                await client.chat_postEphemeral(channel=channel, user=user, text=text)
-            except SlackApiError as e:
-                log.warning("could not confirm the denial: %s", e.response.get("error"))
+            requests_first.later(_confirm_denial(client, channel, user, applying))
+
+
+async def _tell(respond: AsyncRespond, text: str | asyncio.Future[str]) -> None:
+    """An ephemeral answer to the person who clicked (once their decision is applied)."""
+    if not isinstance(text, str):
+        text = await text
+    await respond(response_type="ephemeral", replace_original=False, text=text)
+
+
+async def _confirm_denial(
+    client: AsyncWebClient, channel: str, user: str, applying: asyncio.Future[str]
+) -> None:
+    text = await applying
+    try:
+        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except SlackApiError as e:
+        log.warning("could not confirm the denial: %s", e.response.get("error"))

@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.messages import started
+from bot.priority import RequestsFirst
 from workflows import Engine
 from workflows.approval import ApprovalRequest
 
@@ -123,7 +124,7 @@ def format_duration(duration: timedelta) -> str:
     return "".join(parts) or "0s"
 
 
-def register(app: AsyncApp, engine: Engine) -> None:
+def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> None:
     """`/approval`: bad input gets the usage at once; a good request is stored, then
     acknowledged."""
 
@@ -158,7 +159,7 @@ def register(app: AsyncApp, engine: Engine) -> None:
             await asyncio.wait_for(asyncio.shield(creating), ACK_DEADLINE)
         except TimeoutError:
             await ack(response_type="ephemeral", text="Recording your request…")
-            await _report_late(creating, respond, approvers, parsed)
+            requests_first.later(_report_late(creating, respond, approvers, parsed), urgent=True)
             return
         except Exception:
             log.exception("could not start an approval request")

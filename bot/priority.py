@@ -11,9 +11,13 @@ requests (`serving`): the HTTP endpoint and the Socket Mode handler.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
+
+log = logging.getLogger("bot.priority")
 
 
 class RequestsFirst:
@@ -22,6 +26,7 @@ class RequestsFirst:
         self.max_wait = max_wait
         self.in_flight = 0
         self._last = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:
@@ -44,3 +49,20 @@ class RequestsFirst:
             if (not self.in_flight and idle >= self.quiet) or now >= deadline:
                 return
             await asyncio.sleep(min(max(self.quiet - idle, 0.005), deadline - now))
+
+    def later(self, work: Coroutine[Any, Any, Any], *, urgent: bool = False) -> None:
+        """Run `work` after the acknowledgement, in the background (Bolt answers Slack when
+        the listener returns). Unless `urgent`, it first lets the requests in flight be
+        answered."""
+
+        async def run() -> None:
+            try:
+                if not urgent:
+                    await self.wait()
+                await work
+            except Exception:
+                log.exception("work after an acknowledgement failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

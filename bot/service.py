@@ -106,7 +106,10 @@ def build(
         signing_secret=settings.slack_signing_secret or None,
         client=client,
         request_verification_enabled=not settings.socket_mode,
+        # Listeners return right after acknowledging (their follow-up work is background
+        # work, bot.priority), so Bolt answers Slack then, without polling for the ack.
+        process_before_response=True,
     )
-    commands.register(app, engine)
+    commands.register(app, engine, requests_first)
     actions.register(app, engine, requests_first)
     return Service(settings, client, engine, app, metrics, requests_first)
