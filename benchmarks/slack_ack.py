@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -21,8 +20,8 @@ from pathlib import Path
 
 from bot import messages
 from bot.sandbox.slack import SentRequest
-from tests.processes import ROOT, BotProcess, free_port, poll
-from tests.slackbot import ALICE, BOT_TOKEN, RITA, SIGNING_SECRET, at, standin
+from tests.processes import BotProcess, poll
+from tests.slackbot import ALICE, RITA, at, bot_process_env, standin
 
 
 async def timed(call: Callable[[], Awaitable[SentRequest]]) -> float:
@@ -54,18 +53,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'ack.db'}"
         async with standin() as slack:
-            port = free_port()
-            slack.app_url = f"http://127.0.0.1:{port}/slack/events"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-            env.update(
-                SLACK_BOT_TOKEN=BOT_TOKEN,
-                SLACK_SIGNING_SECRET=SIGNING_SECRET,
-                SLACK_API_URL=slack.api_url,
-                PORT=str(port),
-                PYTHONPATH=str(ROOT),
-                DATABASE_URL=url,
-                LOG_LEVEL="WARNING",
-            )
+            env = bot_process_env(slack, url, log_level="WARNING")
             bot = BotProcess(env, Path(tmp) / "bot.log")
             await bot.ready()
             await slack.slash_command(RITA, f"{at(ALICE)} warm-up")  # first-request setup

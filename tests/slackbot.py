@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from bot.sandbox.slack import Message, SlackStandin
 from bot.server import web_app
 from bot.service import Service, build
 from bot.settings import Settings
-from tests.processes import poll
+from tests.processes import ROOT, free_port, poll
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
@@ -104,3 +105,23 @@ async def running_bot(slack: SlackStandin, database_url: str) -> AsyncIterator[B
     finally:
         await runner.cleanup()
         await service.close()
+
+
+def bot_process_env(
+    slack: SlackStandin, database_url: str, log_level: str = "INFO"
+) -> dict[str, str]:
+    """The environment of a `python -m bot` process wired to `slack` (on a free port,
+    which `slack` will send its requests to)."""
+    port = free_port()
+    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        PORT=str(port),
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=database_url,
+        LOG_LEVEL=log_level,
+    )
+    return env

@@ -15,8 +15,8 @@ import pytest
 
 from bot import messages
 from bot.sandbox.slack import SlackStandin
-from tests.processes import ROOT, BotProcess, free_port, poll
-from tests.slackbot import ALICE, BOB, BOT_TOKEN, RITA, SIGNING_SECRET, at
+from tests.processes import ROOT, BotProcess, poll
+from tests.slackbot import ALICE, BOB, RITA, at, bot_process_env
 
 
 def settled(database: Path) -> bool:
@@ -28,19 +28,7 @@ def settled(database: Path) -> bool:
 
 @pytest.fixture
 def bot_env(slack: SlackStandin, tmp_path: Path) -> dict[str, str]:
-    port = free_port()
-    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        PORT=str(port),
-        PYTHONPATH=str(ROOT),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-        LOG_LEVEL="INFO",
-    )
-    return env
+    return bot_process_env(slack, f"sqlite:///{tmp_path / 'bot.db'}")
 
 
 async def test_sigkill_while_waiting_then_a_click_after_restart(

@@ -30,7 +30,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -240,7 +240,7 @@ class SQLiteRows:
     async def insert(self, record: Record) -> None:
         try:
             async with self.transaction() as db:
-                db.execute(INSERT, _sqlite_insert(record))
+                db.execute(INSERT, _insert_values(record, sqlite_ts))
                 _sqlite_audit(db, record)
         except sqlite3.IntegrityError as e:
             raise WorkflowExists(f"workflow {record.id!r} already exists") from e
@@ -321,7 +321,16 @@ class SQLiteRows:
         return [_sqlite_timer(r) for r in rows]
 
 
-def _sqlite_insert(r: Record) -> tuple[Any, ...]:
+# --- rows <-> records (both databases; SQLite stores timestamps as text) -----------------
+
+Stamp = Callable[[datetime | None], Any]
+
+
+def _same(value: datetime | None) -> datetime | None:
+    return value
+
+
+def _insert_values(r: Record, ts: Stamp) -> tuple[Any, ...]:
     return (
         r.id,
         r.type,
@@ -332,30 +341,29 @@ def _sqlite_insert(r: Record) -> tuple[Any, ...]:
         r.error,
         r.version,
         r.attempts,
-        sqlite_ts(r.due_at),
+        ts(r.due_at),
         r.lease_owner,
-        sqlite_ts(r.lease_expires_at),
-        sqlite_ts(r.created_at),
-        sqlite_ts(r.updated_at),
+        ts(r.lease_expires_at),
+        ts(r.created_at),
+        ts(r.updated_at),
     )
 
 
-def _sqlite_save(r: Record) -> tuple[str, tuple[Any, ...]]:
+def _save_values(r: Record, ts: Stamp) -> tuple[bool, tuple[Any, ...]]:
+    """The values of a checkpoint; True when only the checkpointed columns changed (the
+    narrow `CHECKPOINT` statement), else those of the full `UPDATE`."""
+    now = ts(datetime.now(UTC))
     if r.stored is not None and r.stored == r.settled_columns():
-        return CHECKPOINT, (
+        return True, (
             _dump(r.data),
             r.state.model_dump_json(),
             r.version + 1,
-            sqlite_ts(r.lease_expires_at),
-            sqlite_ts(datetime.now(UTC)),
+            ts(r.lease_expires_at),
+            now,
             r.id,
             r.version,
         )
-    return UPDATE, _sqlite_update(r)
-
-
-def _sqlite_update(r: Record) -> tuple[Any, ...]:
-    return (
+    return False, (
         r.status,
         _dump(r.data),
         r.state.model_dump_json(),
@@ -363,38 +371,55 @@ def _sqlite_update(r: Record) -> tuple[Any, ...]:
         r.error,
         r.version + 1,
         r.attempts,
-        sqlite_ts(r.due_at),
+        ts(r.due_at),
         r.lease_owner,
-        sqlite_ts(r.lease_expires_at),
-        sqlite_ts(datetime.now(UTC)),
+        ts(r.lease_expires_at),
+        now,
         r.id,
         r.version,
     )
 
 
-def _sqlite_record(row: Any, workflow_id: str) -> Record:
+def _record(row: Any, workflow_id: str, dt: Callable[[Any], datetime | None]) -> Record:
     if row is None:
         raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
-    wid, type_, status, data, state, output, error, version, attempts = row[:9]
-    due_at, lease_owner, lease_expires_at, created_at, updated_at = row[9:]
+    wid = row[0]
     return _stored(
         Record(
             id=wid,
-            type=type_,
-            status=status,
-            data=_data(wid, data),
-            state=_state(wid, state),
-            output=_load_json(output),
-            error=error,
-            version=version,
-            attempts=attempts,
-            due_at=_sqlite_dt(due_at),
-            lease_owner=lease_owner,
-            lease_expires_at=_sqlite_dt(lease_expires_at),
-            created_at=_sqlite_dt(created_at),
-            updated_at=_sqlite_dt(updated_at),
+            type=row[1],
+            status=row[2],
+            data=_data(wid, row[3]),
+            state=_state(wid, row[4]),
+            output=_load_json(row[5]),
+            error=row[6],
+            version=row[7],
+            attempts=row[8],
+            due_at=dt(row[9]),
+            lease_owner=row[10],
+            lease_expires_at=dt(row[11]),
+            created_at=dt(row[12]),
+            updated_at=dt(row[13]),
         )
     )
+
+
+def _sqlite_save(r: Record) -> tuple[str, tuple[Any, ...]]:
+    narrow, values = _save_values(r, sqlite_ts)
+    return (CHECKPOINT if narrow else UPDATE), values
+
+
+def _sqlite_record(row: Any, workflow_id: str) -> Record:
+    return _record(row, workflow_id, _sqlite_dt)
+
+
+def _pg_save(r: Record) -> tuple[str, tuple[Any, ...]]:
+    narrow, values = _save_values(r, _same)
+    return (P_CHECKPOINT if narrow else P_UPDATE), values
+
+
+def _pg_record(row: Any, workflow_id: str) -> Record:
+    return _record(row, workflow_id, _same)
 
 
 def _sqlite_timer(row: Any) -> Timer:
@@ -508,7 +533,7 @@ class PostgresRows:
 
         try:
             async with self.transaction() as conn:
-                await conn.execute(P_INSERT, *_pg_insert(record))
+                await conn.execute(P_INSERT, *_insert_values(record, _same))
                 await _pg_audit(conn, record)
         except asyncpg.UniqueViolationError as e:
             raise WorkflowExists(f"workflow {record.id!r} already exists") from e
@@ -578,81 +603,6 @@ class PostgresRows:
     async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
         async with self.pool.acquire() as conn:
             return [_pg_timer(r) for r in await conn.fetch(P_DUE_TIMERS, until, limit)]
-
-
-def _pg_insert(r: Record) -> tuple[Any, ...]:
-    return (
-        r.id,
-        r.type,
-        r.status,
-        _dump(r.data),
-        r.state.model_dump_json(),
-        _dump(r.output),
-        r.error,
-        r.version,
-        r.attempts,
-        r.due_at,
-        r.lease_owner,
-        r.lease_expires_at,
-        r.created_at,
-        r.updated_at,
-    )
-
-
-def _pg_save(r: Record) -> tuple[str, tuple[Any, ...]]:
-    if r.stored is not None and r.stored == r.settled_columns():
-        return P_CHECKPOINT, (
-            _dump(r.data),
-            r.state.model_dump_json(),
-            r.version + 1,
-            r.lease_expires_at,
-            datetime.now(UTC),
-            r.id,
-            r.version,
-        )
-    return P_UPDATE, _pg_update(r)
-
-
-def _pg_update(r: Record) -> tuple[Any, ...]:
-    return (
-        r.status,
-        _dump(r.data),
-        r.state.model_dump_json(),
-        _dump(r.output),
-        r.error,
-        r.version + 1,
-        r.attempts,
-        r.due_at,
-        r.lease_owner,
-        r.lease_expires_at,
-        datetime.now(UTC),
-        r.id,
-        r.version,
-    )
-
-
-def _pg_record(row: Any, workflow_id: str) -> Record:
-    if row is None:
-        raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
-    wid = row[0]
-    return _stored(
-        Record(
-            id=wid,
-            type=row[1],
-            status=row[2],
-            data=_data(wid, row[3]),
-            state=_state(wid, row[4]),
-            output=_load_json(row[5]),
-            error=row[6],
-            version=row[7],
-            attempts=row[8],
-            due_at=row[9],
-            lease_owner=row[10],
-            lease_expires_at=row[11],
-            created_at=row[12],
-            updated_at=row[13],
-        )
-    )
 
 
 def _pg_timer(row: Any) -> Timer:
