@@ -77,9 +77,13 @@ def settings_for(slack: SlackStandin, database_url: str, **extra: Any) -> Settin
 
 
 @contextlib.asynccontextmanager
-async def standin() -> AsyncIterator[SlackStandin]:
+async def standin(**options: Any) -> AsyncIterator[SlackStandin]:
     slack = SlackStandin(
-        signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, app_token=APP_TOKEN, users=USERS
+        signing_secret=SIGNING_SECRET,
+        bot_token=BOT_TOKEN,
+        app_token=APP_TOKEN,
+        users=USERS,
+        **options,
     )
     await slack.start()
     try:

@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -117,8 +117,12 @@ class SlackStandin:
         bot_token: str,
         app_token: str = "",
         users: dict[str, str] | None = None,
+        client_traces: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
+        """`client_traces`: aiohttp tracing of the requests sent to the app (benchmarks
+        time them on the wire)."""
         self.signing_secret = signing_secret
+        self.client_traces = list(client_traces)
         self.bot_token = bot_token
         self.app_token = app_token
         self.workspace = Workspace(users=dict(users or {}))
@@ -162,7 +166,7 @@ class SlackStandin:
     def attach(self, base_url: str) -> None:
         """Serve under `base_url` (when mounted into another aiohttp application)."""
         self.base_url = base_url.rstrip("/")
-        self._http = self._http or aiohttp.ClientSession()
+        self._http = self._http or aiohttp.ClientSession(trace_configs=self.client_traces)
 
     @property
     def api_url(self) -> str:
