@@ -61,7 +61,8 @@ CHECKPOINT = (
     f"UPDATE workflows SET {', '.join(f'{c} = ?' for c in _CHECKPOINTED)} "
     "WHERE id = ? AND version = ?"
 )
-assert set(_CHECKPOINTED) <= set(_UPDATED)
+if not set(_CHECKPOINTED) <= set(_UPDATED):
+    raise RuntimeError(f"checkpointed columns {_CHECKPOINTED} are not all in the table")
 AUDIT = (
     f"INSERT INTO workflow_events ({', '.join(_EVENT_COLS)}) "
     f"VALUES ({', '.join('?' for _ in _EVENT_COLS)})"
@@ -69,10 +70,6 @@ AUDIT = (
 MARK_FAILED = (
     "UPDATE workflows SET status = 'failed', error = ?, due_at = NULL, lease_owner = NULL, "
     "lease_expires_at = NULL, version = version + 1, updated_at = ? WHERE id = ?"
-)
-DUE = (
-    "SELECT id FROM workflows WHERE due_at <= ? "
-    "AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY due_at LIMIT ?"
 )
 DUE_TIMERS = (
     f"SELECT {_TIMER_COLS} FROM workflow_timers WHERE fire_at <= ? ORDER BY fire_at LIMIT ?"
@@ -82,6 +79,7 @@ CLAIMABLE_WORKFLOWS = (
     "SELECT id FROM workflows WHERE due_at <= ? "
     "AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY due_at LIMIT ?"
 )
+DUE = CLAIMABLE_WORKFLOWS  # read without claiming (the test kit's resumer)
 CLAIMABLE_TIMERS = (
     "SELECT key FROM workflow_timers WHERE fire_at <= ? "
     "AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY fire_at LIMIT ?"
@@ -136,7 +134,7 @@ def _sqlite_dt(value: str | None) -> datetime | None:
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
-    return getattr(error, "sqlite_errorcode", 0) & 0xFF in _SQLITE_BUSY
+    return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_BUSY
 
 
 class SQLiteRows:
@@ -222,11 +220,11 @@ class SQLiteRows:
             await self._retry("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                await self._retry("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
                 raise
-            await self._retry("COMMIT")
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[sqlite3.Connection]:
