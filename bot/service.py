@@ -23,6 +23,7 @@ from callbacks.user_action import WaitForUserAction
 from workflows import CallbackRequest, Engine
 from workflows.approval import ApprovalRequest, Notifier
 from workflows.resumer import SchedulerResumer
+from workflows.store import SQLStore
 
 
 def render_request(request: CallbackRequest, handler: WaitForUserAction) -> dict[str, object]:
@@ -87,7 +88,7 @@ def build(
     notifier: Notifier = SlackNotifier(client)  # checked against the workflow's Protocol
     metrics = PrometheusObserver()
     engine = Engine(
-        settings.database_url,
+        db=SQLStore(settings.database_url, fsync_steps=settings.fsync_steps),
         workflows=[ApprovalRequest],
         callbacks={
             **default_callbacks(),

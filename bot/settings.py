@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     workflow_lease_seconds: float = Field(default=30.0, gt=0)
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    fsync_steps: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -16,8 +16,9 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   An asyncio lock queues the process's own transactions on the one connection.
 - PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
-  whose loss could be seen wait for the WAL flush: creating a workflow, applying a callback,
-  every locked update (setups, teardowns, operator changes). PostgreSQL writes its WAL in
+  whose loss could be seen wait as the server is configured to (`on`, or a replication
+  level): creating a workflow, applying a callback, every locked update (setups,
+  teardowns, operator changes). PostgreSQL writes its WAL in
   order, so such a commit also makes every earlier checkpoint durable; what a server crash
   can lose is only the last step checkpoints, and their steps run again (steps run at least
   once). A crash of our own process loses nothing either way.
@@ -491,6 +492,9 @@ P_GET_TIMER = numbered(GET_TIMER)
 P_DELETE_TIMER = numbered(DELETE_TIMER)
 
 
+_COMMIT_LEVELS = ("on", "off", "local", "remote_write", "remote_apply")
+
+
 class PostgresRows:
     """The hot statements on an asyncpg pool."""
 
@@ -499,10 +503,19 @@ class PostgresRows:
         self.fsync_steps = fsync_steps
         self.pool_size = pool_size
         self._pool: Any = None
+        self.durable_level = "on"  # the server's own synchronous_commit, read at start
 
     async def start(self) -> None:
         import asyncpg
 
+        probe = await asyncpg.connect(self.dsn)
+        try:
+            level = str(await probe.fetchval("SHOW synchronous_commit"))
+        finally:
+            await probe.close()
+        if level not in _COMMIT_LEVELS:
+            raise RuntimeError(f"unknown synchronous_commit level {level!r}")
+        self.durable_level = level
         settings = {} if self.fsync_steps else {"synchronous_commit": "off"}
         self._pool = await asyncpg.create_pool(
             self.dsn, min_size=1, max_size=self.pool_size, server_settings=settings
@@ -522,8 +535,8 @@ class PostgresRows:
     @asynccontextmanager
     async def transaction(self, durable: bool = True) -> AsyncIterator[Any]:
         async with self.pool.acquire() as conn, conn.transaction():
-            if durable and not self.fsync_steps:
-                await conn.execute("SET LOCAL synchronous_commit TO on")
+            if durable and not self.fsync_steps and self.durable_level != "off":
+                await conn.execute(f"SET LOCAL synchronous_commit TO {self.durable_level}")
             yield conn
 
     async def insert(self, record: Record) -> None:

@@ -126,8 +126,6 @@ class PostgresServer:
                             "-c",
                             "fsync=off",
                             "-c",
-                            "synchronous_commit=off",
-                            "-c",
                             "full_page_writes=off",
                         ]
                     ),
