@@ -531,9 +531,10 @@ class Engine:
 
     async def _checkpoint(self, record: Record) -> Record | None:
         """Save; on a concurrent change return None (the caller reloads and redoes)."""
+        now = self.clock.now()
         if record.lease_owner == self.worker_id:
-            record.lease_expires_at = self.clock.now() + self.lease
-        record.updated_at = self.clock.now()
+            record.lease_expires_at = now + self.lease
+        record.updated_at = now
         if await self.db.save(record):
             return record
         return None
@@ -640,7 +641,9 @@ class Engine:
         state = record.state
         match outcome:
             case st.Ran(name):
-                thread.step, thread.status = name, ThreadStatus.RUNNING
+                thread.step = name
+                if thread.status != ThreadStatus.RUNNING:
+                    thread.status = ThreadStatus.RUNNING
                 return True
             case st.Spawned(name, thread_id):
                 if state.thread(thread_id) is not None:

@@ -269,7 +269,13 @@ class SQLiteRows:
         sql, args = _sqlite_save(record)
         await self._turn()
         async with self.lock:
-            saved = (await self._retry(sql, args)).rowcount == 1
+            try:
+                cursor = self.db.execute(sql, args)
+            except sqlite3.OperationalError as e:
+                if not _busy(e):
+                    raise
+                cursor = await self._retry(sql, args)
+            saved = cursor.rowcount == 1
         if saved:
             _stored(record)
         return saved
