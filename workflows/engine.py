@@ -592,9 +592,12 @@ class Engine:
             budget -= 1
             recheck = changed
             record.data = wf.model_dump(mode="json")
-            if record.status in TERMINAL and record.lease_owner == self.worker_id:
+            released = (
+                record.status in TERMINAL
+                and record.lease_owner == self.worker_id
                 # Nothing follows (unless teardowns are due): release in the same write.
-                self._settle(record, self.clock.now(), True)
+                and self._settle(record, self.clock.now(), True)
+            )
             saved = await self._checkpoint(record)
             if saved is None:
                 reloaded = await self._reload(record.id)
@@ -602,6 +605,8 @@ class Engine:
                     return record, 0
                 return await self._run_threads(reloaded, budget)
             record = saved
+            if released and record.due_at is not None:
+                self._wake(record.id, record.due_at)  # a teardown to retry later
             if record.status in TERMINAL:
                 break
         return record, budget
