@@ -159,7 +159,7 @@ class SQLiteRows:
             self._yielded = now
             await asyncio.sleep(0)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout=0")
         db.execute("PRAGMA journal_mode=WAL")
@@ -184,14 +184,15 @@ class SQLiteRows:
         finally:
             db.close()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             self._checkpointer.join()
             self._checkpointer = None
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        async with self.lock:  # after the transaction in progress, if any
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -250,11 +251,11 @@ class SQLiteRows:
             row = (await self._retry(SELECT, (workflow_id,))).fetchone()
         return _sqlite_record(row, workflow_id)
 
-    def fetch_locked(self, db: sqlite3.Connection, workflow_id: str) -> Record:
+    async def fetch_locked(self, db: sqlite3.Connection, workflow_id: str) -> Record:
         """Inside `transaction()`: the write lock is the database's, the row is ours."""
         return _sqlite_record(db.execute(SELECT, (workflow_id,)).fetchone(), workflow_id)
 
-    def write(self, db: sqlite3.Connection, record: Record) -> bool:
+    async def write(self, db: sqlite3.Connection, record: Record) -> bool:
         if db.execute(*_sqlite_save(record)).rowcount != 1:
             return False
         _sqlite_audit(db, record)
@@ -264,18 +265,12 @@ class SQLiteRows:
     async def save(self, record: Record) -> bool:
         if record.audit:
             async with self.transaction() as db:
-                return self.write(db, record)
+                return await self.write(db, record)
         # One statement is a transaction of its own: no BEGIN and COMMIT round.
         sql, args = _sqlite_save(record)
         await self._turn()
         async with self.lock:
-            try:
-                cursor = self.db.execute(sql, args)
-            except sqlite3.OperationalError as e:
-                if not _busy(e):
-                    raise
-                cursor = await self._retry(sql, args)
-            saved = cursor.rowcount == 1
+            saved = (await self._retry(sql, args)).rowcount == 1
         if saved:
             _stored(record)
         return saved

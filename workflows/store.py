@@ -112,17 +112,10 @@ class SQLStore:
         else:
             self._engine = self._async_engine()
         await self._run(schema.upgrade)
-        if isinstance(self.rows, SQLiteRows):
-            self.rows.start()
-        else:
-            await self.rows.start()
+        await self.rows.start()
 
     async def close(self) -> None:
-        if isinstance(self.rows, SQLiteRows):
-            async with self.rows.lock:
-                self.rows.close()
-        else:
-            await self.rows.close()
+        await self.rows.close()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._close_sqlite)
             self._thread.shutdown()
@@ -174,17 +167,10 @@ class SQLStore:
 
     async def update(self, workflow_id: str, fn: Callable[[Record], Awaitable[T]]) -> T:
         """Read, apply `fn`, write: all under the exclusive lock, in one transaction."""
-        rows = self.rows
-        if isinstance(rows, SQLiteRows):
-            async with rows.transaction() as db:
-                record = rows.fetch_locked(db, workflow_id)
-                result = await fn(record)
-                rows.write(db, record)
-        else:
-            async with rows.transaction() as conn:
-                record = await rows.fetch_locked(conn, workflow_id)
-                result = await fn(record)
-                await rows.write(conn, record)
+        async with self.rows.transaction() as conn:
+            record = await self.rows.fetch_locked(conn, workflow_id)
+            result = await fn(record)
+            await self.rows.write(conn, record)
         record.version += 1
         record.audit = []
         return result
