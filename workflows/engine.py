@@ -37,18 +37,27 @@ from workflows.errors import (
     CorruptWorkflow,
     DefinitionError,
     NoManager,
-    StaleCallback,
     StatementNotFound,
     UnknownWorkflowType,
     WorkflowError,
     WorkflowFinished,
 )
+from workflows.interpreter import (
+    Ended,
+    Interpreter,
+    event_of,
+    next_thread,
+    open_wait,
+    thread_events,
+    thread_root,
+)
 from workflows.observer import NullObserver, Observer, current_workflow
 from workflows.state import (
     MAIN_THREAD,
+    RUNNABLE,
+    TEARDOWN,
     TERMINAL,
     EventStatus,
-    OrphanEvent,
     State,
     Status,
     Thread,
@@ -71,9 +80,6 @@ from workflows.workflow import Workflow
 log = logging.getLogger("workflows.engine")
 
 DEFAULT_DATABASE_URL = "sqlite:///workflows.db"
-_RUNNABLE = (ThreadStatus.RUNNING, ThreadStatus.GOTO)
-_OPEN = (EventStatus.PENDING_SETUP, EventStatus.SETUP, EventStatus.SETUP_ERROR)
-_TEARDOWN = (EventStatus.PENDING_TEARDOWN, EventStatus.TEARDOWN_ERROR)
 
 
 class SystemClock:
@@ -133,6 +139,7 @@ class Engine:
         self.callbacks: dict[str, CallbackManager] = dict(callbacks or {})
         self.resumer = resumer
         self.clock: Clock = clock or SystemClock()
+        self.interpreter = Interpreter(self.callbacks, self.clock.now)
         self.services: dict[type, object] = {type(s): s for s in services}
         self.observer: Observer = observer or NullObserver()
         self.max_attempts = max_attempts
@@ -242,18 +249,10 @@ class Engine:
         async def apply(record: Record) -> Any:
             nonlocal kind
             kind = record.type
-            thread, event = _current_wait(record, request)
+            _check_running(record)
+            open_wait(record.state, request)  # a stale request fails before the data loads
             wf = self._load(record)
-            output = await self._event(wf, record, thread, request.name).handler.handle(
-                request, input
-            )
-            for e in thread.events:
-                e.status = EventStatus.PENDING_TEARDOWN
-                e.retry_at = None
-            event.handled = True
-            thread.status = ThreadStatus.RUNNING
-            thread.step = request.name
-            record.state.pc += 1
+            output = await self.interpreter.handle_callback(wf, record.state, request, input)
             record.data = wf.model_dump(mode="json")
             record.status = Status.RUNNING
             now = self.clock.now()
@@ -297,16 +296,9 @@ class Engine:
         as `on_callback` would if the wait is over. For a quick answer before slower work
         (a Slack modal asking for a reason, say); `on_callback` checks again."""
         record = await self.db.get(request.workflow_id)
-        thread, _ = _current_wait(record, request)
-        return self._event(self._load(record), record, thread, request.name).handler
-
-    def _event(self, wf: Workflow, record: Record, thread: Thread, name: str) -> st.On:
-        on = self._thread_events(wf, thread).get(name)
-        if on is None:
-            raise StatementNotFound(
-                f"event {name!r} no longer exists in {record.type}'s definition"
-            )
-        return on
+        _check_running(record)
+        thread, _ = open_wait(record.state, request)
+        return event_of(self._load(record), thread, request.name).handler
 
     async def _fail_waiting(self, workflow_id: str, error: str) -> None:
         """A callback found the workflow broken (code or data): fail it so an operator sees
@@ -331,7 +323,7 @@ class Engine:
                 raise WorkflowFinished(f"workflow {record.id} is already {record.status}")
             record.status = Status.CANCELLED
             record.error = reason
-            _orphan_all(record.state)
+            record.state.orphan_all()
             record.due_at = self.clock.now()
             record.audit.append(AuditEntry("cancelled", input=reason, actor=actor))
 
@@ -367,14 +359,14 @@ class Engine:
             if thread is None:
                 raise WorkflowError(f"workflow {record.id} has no thread {thread_id!r}")
             wf = self._load(record)
-            root = self._thread_root(wf, thread)
+            root = thread_root(wf, thread)
             named = st.build_index(root).named
             if step not in named or isinstance(named[step], st.On):
                 raise StatementNotFound(
                     f"no statement {step!r} in thread {thread_id!r} of {record.type}; "
                     f"known: {', '.join(n for n, s in named.items() if not isinstance(s, st.On))}"
                 )
-            _orphan_thread(record.state, thread)
+            record.state.orphan(thread)
             thread.step = step
             thread.status = ThreadStatus.GOTO
             if record.status not in TERMINAL:
@@ -445,20 +437,6 @@ class Engine:
         wf._services = self.services
         wf._workflow_id = record.id
         return wf
-
-    def _thread_root(self, wf: Workflow, thread: Thread) -> st.Stmt:
-        root = wf.definition()
-        if thread.id == MAIN_THREAD and not thread.go:
-            return root
-        go = st.find(root, thread.go)
-        if not isinstance(go, st.Go):
-            raise StatementNotFound(
-                f"Go statement {thread.go!r} of thread {thread.id!r} no longer exists"
-            )
-        return go.body(thread.id)
-
-    def _thread_events(self, wf: Workflow, thread: Thread) -> dict[str, st.On]:
-        return st.events(self._thread_root(wf, thread))
 
     async def _execute(self, workflow_id: str) -> None:
         try:
@@ -554,23 +532,17 @@ class Engine:
         except WorkflowError as e:
             _fail(record, str(e))
             return await self._save_or_reload(record), budget
+        state = record.state
         recheck = True
         while budget > 0 and not self._stopping:
-            if recheck:
-                for t in record.state.threads:
-                    if t.status == ThreadStatus.WAITING_FOR:
-                        t.status = ThreadStatus.GOTO
-                recheck = False
-            thread = next((t for t in record.state.threads if t.status in _RUNNABLE), None)
+            thread = next_thread(state, recheck)
             if thread is None:
                 break
+            recheck = False
             started = time.perf_counter()
             try:
-                outcome = await self._advance(wf, thread)
+                outcome, change = await self.interpreter.step(wf, state, thread)
                 self.observer.step(record.type, time.perf_counter() - started, True)
-                if record.attempts:
-                    record.attempts, record.error = 0, None  # the failing step went through
-                changed = self._apply(record, wf, thread, outcome)
             except (DefinitionError, StatementNotFound, NoManager) as e:
                 _fail(record, f"{type(e).__name__}: {e}")
                 return await self._save_failure(record, wf), budget
@@ -587,10 +559,20 @@ class Engine:
                 )
                 self._step_failed(record, thread, e)
                 return await self._save_failure(record, wf), budget
-            if isinstance(outcome, st.BlockedFor) and not changed:
-                continue  # a WaitFor checked again still does not hold: nothing to save
+            if record.attempts:
+                record.attempts, record.error = 0, None  # the failing step went through
+            if change is False:
+                if type(outcome) is st.BlockedFor:
+                    continue  # a WaitFor checked again still does not hold: nothing to save
+                if type(outcome) is st.Blocked:
+                    self._fresh.update((record.id, thread.id, e.name, e.pc) for e in thread.events)
+            elif type(change) is Ended:
+                if change.error is None:
+                    _finish(record, change.output)
+                else:
+                    _fail(record, change.error)
             budget -= 1
-            recheck = changed
+            recheck = change is not False
             record.data = wf.model_dump(mode="json")
             released = (
                 record.status in TERMINAL
@@ -629,76 +611,6 @@ class Engine:
             return saved
         return await self._reload(record.id) or record
 
-    async def _advance(self, wf: Workflow, thread: Thread) -> st.Outcome:
-        root = self._thread_root(wf, thread)
-        cursor = st.Cursor(thread.step or None, inclusive=thread.status == ThreadStatus.GOTO)
-        outcome = await root.run(cursor)
-        if cursor.seeking:
-            raise StatementNotFound(
-                f"statement {thread.step!r} (thread {thread.id!r}) no longer exists in "
-                f"{type(wf).workflow_type}'s definition"
-            )
-        return outcome
-
-    def _apply(self, record: Record, wf: Workflow, thread: Thread, outcome: st.Outcome) -> bool:
-        """Record what a walk did in the execution state. Returns whether data may have
-        changed (so WaitFor conditions must be checked again)."""
-        state = record.state
-        match outcome:
-            case st.Ran(name):
-                thread.step = name
-                if thread.status != ThreadStatus.RUNNING:
-                    thread.status = ThreadStatus.RUNNING
-                return True
-            case st.Spawned(name, thread_id):
-                if state.thread(thread_id) is not None:
-                    raise DefinitionError(f"Go {name!r}: thread {thread_id!r} is already running")
-                thread.step, thread.status = name, ThreadStatus.RUNNING
-                state.threads.append(Thread(id=thread_id, go=name))
-                return True
-            case st.Blocked(name, events):
-                for on in events:
-                    if on.handler.type not in self.callbacks:
-                        raise NoManager(
-                            f"event {on.name!r}: no callback manager for {on.handler.type!r}"
-                        )
-                state.pc += 1
-                _orphan_thread(state, thread)  # teardowns still owed by its previous wait
-                thread.step, thread.status = name, ThreadStatus.BLOCKED
-                now = self.clock.now()
-                # Saved with setup_started=1: the setup that follows in this execution is
-                # attempt 1 without a write of its own; any later one is attempt 2 or more.
-                thread.events = [
-                    WaitEvent(
-                        name=on.name,
-                        type=on.handler.type,
-                        pc=state.pc,
-                        since=now,
-                        setup_started=1,
-                    )
-                    for on in events
-                ]
-                self._fresh.update((record.id, thread.id, on.name, state.pc) for on in events)
-                return False
-            case st.BlockedFor(name):
-                was = (thread.step, thread.status)
-                thread.step, thread.status = name, ThreadStatus.WAITING_FOR
-                return was != (name, ThreadStatus.GOTO)
-            case st.Returned(value) if thread.id == MAIN_THREAD:
-                if isinstance(value, BaseException):
-                    _fail(record, str(value) or type(value).__name__)
-                else:
-                    _finish(record, value)
-                return True
-            case None if thread.id == MAIN_THREAD:
-                _finish(record, None)
-                return True
-            case st.Returned() | None:
-                _orphan_thread(state, thread)
-                state.threads.remove(thread)
-                return True
-        raise DefinitionError(f"{outcome!r} outside of a loop in thread {thread.id!r}")
-
     def _step_failed(self, record: Record, thread: Thread, error: Exception) -> None:
         record.attempts += 1
         message = f"{type(error).__name__}: {error}"
@@ -717,7 +629,7 @@ class Engine:
 
     async def _teardowns(self, record: Record) -> Record:
         now = self.clock.now()
-        todo = [(tid, e) for tid, e in _all_events(record.state) if _due(e, _TEARDOWN, now)]
+        todo = [(tid, e) for tid, e in _all_events(record.state) if _due(e, TEARDOWN, now)]
         if not todo:
             return record
         handlers = self._handlers(record)
@@ -762,7 +674,7 @@ class Engine:
     ) -> bool:
         """Apply one teardown result; True when the event is gone for good."""
         key = (thread_id, event.name, event.pc)
-        if key not in results or event.status not in _TEARDOWN:
+        if key not in results or event.status not in TEARDOWN:
             return False
         error = results[key]
         if error is None:
@@ -889,9 +801,7 @@ class Engine:
         handlers: dict[str, Any] = {}
         for thread in record.state.threads:
             try:
-                handlers.update(
-                    {n: on.handler for n, on in self._thread_events(wf, thread).items()}
-                )
+                handlers.update({n: on.handler for n, on in thread_events(wf, thread).items()})
             except WorkflowError:
                 continue
         return handlers
@@ -906,7 +816,7 @@ class Engine:
         record.lease_owner = None
         record.lease_expires_at = None
         if record.status not in TERMINAL:
-            blocked = all(t.status not in _RUNNABLE for t in record.state.threads)
+            blocked = all(t.status not in RUNNABLE for t in record.state.threads)
             record.status = Status.WAITING if blocked and not record.attempts else Status.RUNNING
         return True
 
@@ -928,19 +838,9 @@ class Engine:
 # --- helpers over the execution state --------------------------------------------------------
 
 
-def _current_wait(record: Record, request: CallbackRequest) -> tuple[Thread, WaitEvent]:
-    """The thread and event `request` answers, if that wait is still open."""
+def _check_running(record: Record) -> None:
     if record.status in TERMINAL:
         raise WorkflowFinished(f"workflow {record.id} is {record.status}")
-    thread = record.state.thread(request.thread_id)
-    if thread is not None and thread.status == ThreadStatus.BLOCKED:
-        for event in thread.events:
-            if event.name == request.name and event.pc == request.pc and event.status in _OPEN:
-                return thread, event
-    raise StaleCallback(
-        f"callback {request.name!r} (pc {request.pc}) of workflow {record.id} is stale: "
-        "that wait is over"
-    )
 
 
 def _request(record: Record, thread_id: str, event: WaitEvent) -> CallbackRequest:
@@ -966,7 +866,7 @@ def _due(event: WaitEvent, statuses: tuple[EventStatus, ...], now: datetime) -> 
 
 
 def _teardowns_due(record: Record, now: datetime) -> bool:
-    return any(_due(e, _TEARDOWN, now) for _, e in _all_events(record.state))
+    return any(_due(e, TEARDOWN, now) for _, e in _all_events(record.state))
 
 
 def _work_now(record: Record, now: datetime) -> bool:
@@ -981,7 +881,7 @@ def _work_now(record: Record, now: datetime) -> bool:
     ):
         return True
     in_backoff = bool(record.attempts) and record.due_at is not None and record.due_at > now
-    return not in_backoff and any(t.status in _RUNNABLE for t in record.state.threads)
+    return not in_backoff and any(t.status in RUNNABLE for t in record.state.threads)
 
 
 def _next_due(record: Record) -> datetime | None:
@@ -996,28 +896,14 @@ def _next_due(record: Record) -> datetime | None:
     return min(times) if times else None
 
 
-def _orphan_thread(state: State, thread: Thread) -> None:
-    for event in thread.events:
-        if event.status not in _TEARDOWN:
-            event.status = EventStatus.PENDING_TEARDOWN
-            event.retry_at = None
-        state.orphans.append(OrphanEvent(thread_id=thread.id, event=event))
-    thread.events = []
-
-
-def _orphan_all(state: State) -> None:
-    for thread in state.threads:
-        _orphan_thread(state, thread)
-
-
 def _finish(record: Record, value: Any) -> None:
     record.status = Status.FINISHED
     record.output = _json(value)
     record.error = None
-    _orphan_all(record.state)
+    record.state.orphan_all()
 
 
 def _fail(record: Record, error: str) -> None:
     record.status = Status.FAILED
     record.error = error
-    _orphan_all(record.state)
+    record.state.orphan_all()

@@ -40,6 +40,11 @@ class EventStatus(StrEnum):
     TEARDOWN_ERROR = "teardown_error"
 
 
+RUNNABLE = (ThreadStatus.RUNNING, ThreadStatus.GOTO)
+OPEN = (EventStatus.PENDING_SETUP, EventStatus.SETUP, EventStatus.SETUP_ERROR)  # answerable
+TEARDOWN = (EventStatus.PENDING_TEARDOWN, EventStatus.TEARDOWN_ERROR)
+
+
 class WaitEvent(BaseModel):
     """One `On` of a Wait a thread is blocked in, with its life in the outside world."""
 
@@ -78,6 +83,19 @@ class State(BaseModel):
             if t.id == thread_id:
                 return t
         return None
+
+    def orphan(self, thread: Thread) -> None:
+        """Take the thread's wait events off it; their teardowns are still owed."""
+        for event in thread.events:
+            if event.status not in TEARDOWN:
+                event.status = EventStatus.PENDING_TEARDOWN
+                event.retry_at = None
+            self.orphans.append(OrphanEvent(thread_id=thread.id, event=event))
+        thread.events = []
+
+    def orphan_all(self) -> None:
+        for thread in self.threads:
+            self.orphan(thread)
 
 
 class OrphanEvent(BaseModel):

@@ -4,14 +4,15 @@
 the current data: conditions are plain values (`If(self.approved, ...)`), evaluated when the
 tree is built. A thread's position is the name of a statement. Resuming walks the tree in
 *seeking* mode, skipping everything until the statement with that name is found, and then
-executes normally from there. Every step that runs stops the walk: the engine checkpoints,
-rebuilds the definition from the new data and resumes after that step. So a `For` condition
-is re-evaluated on fresh data at every iteration, exactly as in gorchestrate.
+executes normally from there. The walk itself runs no user code and never awaits: it stops
+at the first step to run (or the wait that blocks) and says so; the interpreter runs the
+step, checkpoints, rebuilds the definition from the new data and walks again from after that
+step. So a `For` condition is re-evaluated on fresh data at every iteration, exactly as in
+gorchestrate.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +23,16 @@ from workflows.types import Handler, StepFn
 # --- outcomes of walking a statement -------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ran:
-    """A step ran (or a WaitFor's function): checkpoint, then resume after `name`."""
+    """The walk reached the step `name` (or a WaitFor whose condition holds): run `fn`,
+    checkpoint, then resume after `name`."""
 
     name: str
+    fn: StepFn | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Blocked:
     """The thread reached the Wait `name` and blocks on its events."""
 
@@ -37,14 +40,14 @@ class Blocked:
     events: tuple[On, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BlockedFor:
     """The thread reached the WaitFor `name` whose condition does not hold yet."""
 
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Spawned:
     """The Go statement `name` starts thread `thread_id`."""
 
@@ -52,12 +55,14 @@ class Spawned:
     thread_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Returned:
     value: Any
 
 
 class _LoopSignal:
+    __slots__ = ("kind",)
+
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
@@ -71,18 +76,16 @@ CONTINUE = _LoopSignal("Continue")
 Outcome = Ran | Blocked | BlockedFor | Spawned | Returned | _LoopSignal | None
 
 
-@dataclass
 class Cursor:
     """Walk state: while `target` is set the walk is seeking the statement of that name.
     With `inclusive` the found statement itself runs (goto); otherwise the walk continues
     after it."""
 
-    target: str | None
-    inclusive: bool = False
+    __slots__ = ("inclusive", "target")
 
-    @property
-    def seeking(self) -> bool:
-        return self.target is not None
+    def __init__(self, target: str | None, inclusive: bool = False) -> None:
+        self.target = target
+        self.inclusive = inclusive
 
     def arrive(self) -> bool:
         """The sought statement is here: stop seeking; say whether it must run itself."""
@@ -92,50 +95,58 @@ class Cursor:
     def skips(self, name: str) -> bool:
         """Whether a statement named `name` is skipped by this walk (it runs when the walk
         is executing, or when it is the goto target)."""
-        if self.target is None:
+        target = self.target
+        if target is None:
             return False
-        if self.target != name:
+        if target != name:
             return True
-        return not self.arrive()
-
-
-async def call(fn: Callable[[], Any]) -> Any:
-    result = fn()
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+        self.target = None
+        return not self.inclusive
 
 
 # --- statements ----------------------------------------------------------------------------
 
 
 class Stmt:
-    """A node of a definition tree."""
+    """A node of a definition tree. Built anew on every resume, so nodes are slotted and
+    their constructors cheap."""
 
+    __slots__ = ()
     name: str = ""
 
-    async def run(self, cur: Cursor) -> Outcome:
+    def walk(self, cur: Cursor) -> Outcome:
         raise NotImplementedError
 
     def children(self) -> Iterator[Stmt]:
         return iter(())
 
 
+def _checked(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+    for s in stmts:
+        if not isinstance(s, Stmt):
+            raise DefinitionError(f"expected statements, got {s!r}")
+    return stmts
+
+
+def _walk_all(stmts: tuple[Stmt, ...], cur: Cursor) -> Outcome:
+    """Walk statements in order until one has an outcome."""
+    for s in stmts:
+        out = s.walk(cur)
+        if out is not None:
+            return out
+    return None
+
+
 class Section(Stmt):
     """`S(*stmts)`: statements run in order."""
 
-    def __init__(self, *stmts: Stmt) -> None:
-        for s in stmts:
-            if not isinstance(s, Stmt):
-                raise DefinitionError(f"S() takes statements, got {s!r}")
-        self.stmts = stmts
+    __slots__ = ("stmts",)
 
-    async def run(self, cur: Cursor) -> Outcome:
-        for s in self.stmts:
-            out = await s.run(cur)
-            if out is not None:
-                return out
-        return None
+    def __init__(self, *stmts: Stmt) -> None:
+        self.stmts = _checked(stmts)
+
+    def walk(self, cur: Cursor) -> Outcome:
+        return _walk_all(self.stmts, cur)
 
     def children(self) -> Iterator[Stmt]:
         return iter(self.stmts)
@@ -148,36 +159,41 @@ def S(*stmts: Stmt) -> Section:
 class Step(Stmt):
     """Run code. Raising makes the engine retry the step later, with backoff."""
 
+    __slots__ = ("fn", "name")
+
     def __init__(self, name: str, fn: StepFn) -> None:
         self.name = name
         self.fn = fn
 
-    async def run(self, cur: Cursor) -> Outcome:
-        if cur.skips(self.name):
+    def walk(self, cur: Cursor) -> Outcome:
+        if cur.target is not None and cur.skips(self.name):
             return None
-        await call(self.fn)
-        return Ran(self.name)
+        return Ran(self.name, self.fn)
 
 
 class On(Stmt):
     """One event of a Wait: `handler` applies it; `stmts` run after it happened."""
 
+    __slots__ = ("handler", "name", "stmts")
+
     def __init__(self, event: str, handler: Handler, *stmts: Stmt) -> None:
         self.name = event
         self.handler = handler
-        self.body = Section(*stmts)
+        self.stmts = _checked(stmts)
 
-    async def run(self, cur: Cursor) -> Outcome:
+    def walk(self, cur: Cursor) -> Outcome:
         if cur.target == self.name:
-            cur.arrive()
-        return await self.body.run(cur)
+            cur.target = None
+        return _walk_all(self.stmts, cur)
 
     def children(self) -> Iterator[Stmt]:
-        return iter((self.body,))
+        return iter(self.stmts)
 
 
 class Wait(Stmt):
     """Block until exactly one of the events happens, then run that event's statements."""
+
+    __slots__ = ("events", "name")
 
     def __init__(self, name: str, *events: On) -> None:
         if not events:
@@ -188,15 +204,15 @@ class Wait(Stmt):
         self.name = name
         self.events = events
 
-    async def run(self, cur: Cursor) -> Outcome:
-        if cur.seeking:
+    def walk(self, cur: Cursor) -> Outcome:
+        if cur.target is not None:
             if cur.target == self.name:
                 if not cur.arrive():
                     return None
             else:
                 for on in self.events:
-                    out = await on.run(cur)
-                    if not cur.seeking:
+                    out = on.walk(cur)
+                    if not cur.target is not None:
                         return out
                 return None
         return Blocked(self.name, self.events)
@@ -208,41 +224,45 @@ class Wait(Stmt):
 class _Branches(Stmt):
     """Shared walk of If and Switch: conditions pick a branch unless resuming inside one."""
 
-    def __init__(self) -> None:
-        self.branches: list[tuple[bool, Section]] = []
+    __slots__ = ("branches",)
 
-    async def run(self, cur: Cursor) -> Outcome:
-        if cur.seeking:
+    def __init__(self) -> None:
+        self.branches: list[tuple[bool, tuple[Stmt, ...]]] = []
+
+    def walk(self, cur: Cursor) -> Outcome:
+        if cur.target is not None:
             for _, body in self.branches:
-                out = await body.run(cur)
-                if not cur.seeking:
+                out = _walk_all(body, cur)
+                if cur.target is None:
                     return out
             return None
         for cond, body in self.branches:
             if cond:
-                return await body.run(cur)
+                return _walk_all(body, cur)
         return None
 
     def children(self) -> Iterator[Stmt]:
-        return (body for _, body in self.branches)
+        return (s for _, body in self.branches for s in body)
 
 
 class If(_Branches):
+    __slots__ = ("_closed",)
+
     def __init__(self, cond: Any, *stmts: Stmt) -> None:
         super().__init__()
-        self.branches.append((bool(cond), Section(*stmts)))
+        self.branches.append((bool(cond), _checked(stmts)))
         self._closed = False
 
     def ElseIf(self, cond: Any, *stmts: Stmt) -> If:
         if self._closed:
             raise DefinitionError("ElseIf after Else")
-        self.branches.append((bool(cond), Section(*stmts)))
+        self.branches.append((bool(cond), _checked(stmts)))
         return self
 
     def Else(self, *stmts: Stmt) -> If:
         if self._closed:
             raise DefinitionError("Else given twice")
-        self.branches.append((True, Section(*stmts)))
+        self.branches.append((True, _checked(stmts)))
         self._closed = True
         return self
 
@@ -265,6 +285,8 @@ class Default(Case):
 class Switch(_Branches):
     """The first case whose condition holds runs; `Default` must come last."""
 
+    __slots__ = ()
+
     def __init__(self, *cases: Case) -> None:
         super().__init__()
         for i, case in enumerate(cases):
@@ -272,25 +294,27 @@ class Switch(_Branches):
                 raise DefinitionError(f"Switch takes Case(...)/Default(...), got {case!r}")
             if isinstance(case, Default) and i != len(cases) - 1:
                 raise DefinitionError("Default must be the last case of a Switch")
-            self.branches.append((bool(case.cond), Section(*case.stmts)))
+            self.branches.append((bool(case.cond), _checked(case.stmts)))
 
 
 class For(Stmt):
     """Loop while `cond` holds (re-evaluated on fresh data before every iteration)."""
 
+    __slots__ = ("cond", "name", "stmts")
+
     def __init__(self, name: str, cond: Any, *stmts: Stmt) -> None:
         self.name = name
         self.cond = bool(cond)
-        self.body = Section(*stmts)
+        self.stmts = _checked(stmts)
 
-    async def run(self, cur: Cursor) -> Outcome:
-        if cur.seeking:
+    def walk(self, cur: Cursor) -> Outcome:
+        if cur.target is not None:
             if cur.target == self.name:
                 if not cur.arrive():
                     return None
             else:
-                out = await self.body.run(cur)
-                if cur.seeking or out is BREAK:
+                out = _walk_all(self.stmts, cur)
+                if cur.target is not None or out is BREAK:
                     return None
                 if out is not None and out is not CONTINUE:
                     return out
@@ -298,7 +322,7 @@ class For(Stmt):
                 # `cond`) is as fresh as it was when this walk began.
         if not self.cond:
             return None
-        out = await self.body.run(cur)
+        out = _walk_all(self.stmts, cur)
         if out is BREAK:
             return None
         if out is None or out is CONTINUE:
@@ -309,21 +333,24 @@ class For(Stmt):
         return out
 
     def children(self) -> Iterator[Stmt]:
-        return iter((self.body,))
+        return iter(self.stmts)
 
 
 class _Signal(Stmt):
+    __slots__ = ()
     signal: _LoopSignal
 
-    async def run(self, cur: Cursor) -> Outcome:
-        return None if cur.seeking else self.signal
+    def walk(self, cur: Cursor) -> Outcome:
+        return None if cur.target is not None else self.signal
 
 
 class Break(_Signal):
+    __slots__ = ()
     signal = BREAK
 
 
 class Continue(_Signal):
+    __slots__ = ()
     signal = CONTINUE
 
 
@@ -331,6 +358,8 @@ class Go(Stmt):
     """Start a parallel thread running `stmt`. `id` tells threads started by the same Go
     apart (evaluate it when the definition is built, e.g. `f"notify-{self.i}"`). `stmt`
     may also be a function of the thread id returning the statement."""
+
+    __slots__ = ("name", "stmt", "thread_id")
 
     def __init__(self, name: str, stmt: Stmt | Callable[[str], Stmt], id: str = "") -> None:
         self.name = name
@@ -345,7 +374,7 @@ class Go(Stmt):
             raise DefinitionError(f"Go {self.name!r}: the function must return a statement")
         return body
 
-    async def run(self, cur: Cursor) -> Outcome:
+    def walk(self, cur: Cursor) -> Outcome:
         if cur.skips(self.name):
             return None
         return Spawned(self.name, self.thread_id)
@@ -358,19 +387,20 @@ class WaitFor(Stmt):
     """Block until `cond` holds (checked again after every step of any thread), then call
     `fn` if given."""
 
+    __slots__ = ("cond", "fn", "name")
+
     def __init__(self, name: str, cond: Any, fn: StepFn | None = None) -> None:
         self.name = name
         self.cond = bool(cond)
         self.fn = fn
 
-    async def run(self, cur: Cursor) -> Outcome:
+    def walk(self, cur: Cursor) -> Outcome:
         if cur.skips(self.name):
             return None
         if not self.cond:
             return BlockedFor(self.name)
         if self.fn is not None:
-            await call(self.fn)
-            return Ran(self.name)
+            return Ran(self.name, self.fn)
         return None
 
 
@@ -378,11 +408,13 @@ class Return(Stmt):
     """End the thread. On the main thread it ends the workflow with `value` as its output;
     an exception instance ends it as failed with that message."""
 
+    __slots__ = ("value",)
+
     def __init__(self, value: Any = None) -> None:
         self.value = value
 
-    async def run(self, cur: Cursor) -> Outcome:
-        return None if cur.seeking else Returned(self.value)
+    def walk(self, cur: Cursor) -> Outcome:
+        return None if cur.target is not None else Returned(self.value)
 
 
 # --- validation and lookup -----------------------------------------------------------------
@@ -399,14 +431,20 @@ class Index:
         return {n: s for n, s in self.named.items() if isinstance(s, On)}
 
 
-def _walk(stmt: Stmt) -> Iterator[Stmt]:
-    yield stmt
-    for child in stmt.children():
-        yield from _walk(child)
+def _walk(root: Stmt) -> Iterator[Stmt]:
+    """Every statement of the tree, in document order (one stack, no nested generators:
+    the engine looks statements up at run time)."""
+    stack = [root]
+    while stack:
+        stmt = stack.pop()
+        yield stmt
+        children = tuple(stmt.children())
+        if children:
+            stack.extend(reversed(children))
 
 
-def _progresses(body: Stmt) -> bool:
-    return any(isinstance(s, Step | Wait | WaitFor) for s in _walk(body))
+def _progresses(loop: For) -> bool:
+    return any(isinstance(s, Step | Wait | WaitFor) for s in _walk(loop) if s is not loop)
 
 
 def find(root: Stmt, name: str) -> Stmt | None:
@@ -436,7 +474,7 @@ def build_index(root: Stmt, handler_types: set[str] | None = None) -> Index:
             if stmt.name in index.named:
                 raise DefinitionError(f"duplicate statement name {stmt.name!r}")
             index.named[stmt.name] = stmt
-        if isinstance(stmt, For) and not _progresses(stmt.body):
+        if isinstance(stmt, For) and not _progresses(stmt):
             raise DefinitionError(
                 f"loop {stmt.name!r} has no Step, Wait or WaitFor in its body, so it can "
                 "never block or change state"
