@@ -133,7 +133,7 @@ def show(workflow_id: str, as_json: bool) -> None:
         "due_at": record.due_at,
         "output": record.output,
         "data": record.data,
-        "state": record.state.model_dump(mode="json"),
+        "state": record.state.to_data(),
         "history": history,
     }
     if as_json:

@@ -250,7 +250,7 @@ async def test_chaos(slack: SlackStandin, cluster: tuple[Cluster, SQLStore]) -> 
         records = await store.list_workflows(limit=10**6)
         return [
             f"{r.data['text']}: {r.status} lease={r.lease_owner} due={r.due_at} "
-            f"error={r.error} state={r.state.model_dump_json()}"
+            f"error={r.error} state={r.state.to_json()}"
             for r in records
             if r.status != "finished" or r.state.orphans or r.lease_owner is not None
         ]

@@ -107,7 +107,7 @@ async def test_repair_a_workflow_whose_step_was_removed(bot: Bot) -> None:
     assert isinstance(store, SQLStore)
     # An older release left the main thread at a step this release no longer has.
     record = await store.get(wid)
-    state: dict[str, Any] = record.state.model_dump(mode="json")
+    state: dict[str, Any] = record.state.to_data()
     state["threads"][0].update(step="legacy notice", status="running")
     async with store.engine.begin() as conn:
         await conn.execute(

@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -768,7 +768,7 @@ class Engine:
                 key = (thread_id, event.name, event.pc)
                 data, error = results[key]
                 if key not in seen and error is None:
-                    late.append((thread_id, event.model_copy(update={"setup_data": data})))
+                    late.append((thread_id, replace(event, setup_data=data)))
             released = fresh.lease_owner == self.worker_id and self._settle(
                 fresh, now, has_budget and not late
             )

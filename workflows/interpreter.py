@@ -28,7 +28,7 @@ from workflows.state import (
     ThreadStatus,
     WaitEvent,
 )
-from workflows.types import CallbackRequest, StepFn
+from workflows.types import CallbackRequest
 from workflows.workflow import Workflow
 
 
@@ -83,13 +83,6 @@ def walk(wf: Workflow, thread: Thread) -> st.Outcome:
     return outcome
 
 
-async def run_step(fn: StepFn) -> None:
-    """Call a step's function, awaiting it if it is a coroutine function."""
-    result = fn()
-    if result is not None and inspect.isawaitable(result):
-        await result
-
-
 def next_thread(state: State, recheck: bool) -> Thread | None:
     """The first thread that can run. With `recheck` (data changed), threads in a WaitFor
     walk to it again to see whether its condition holds now."""
@@ -136,10 +129,7 @@ class Interpreter:
         """
         match outcome:
             case st.Ran(name):
-                if thread.step != name:
-                    thread.step = name
-                if thread.status != ThreadStatus.RUNNING:
-                    thread.status = ThreadStatus.RUNNING
+                thread.step, thread.status = name, ThreadStatus.RUNNING
                 return True
             case st.Blocked(name, events):
                 for on in events:
@@ -194,7 +184,9 @@ class Interpreter:
         """Walk the thread, run the step it reached, and record it."""
         outcome = walk(wf, thread)
         if type(outcome) is st.Ran and outcome.fn is not None:
-            await run_step(outcome.fn)
+            result = outcome.fn()
+            if result is not None and inspect.isawaitable(result):
+                await result  # an async step
         return outcome, self.apply(state, thread, outcome)
 
     async def resume(

@@ -336,7 +336,7 @@ def _insert_values(r: Record, ts: Stamp) -> tuple[Any, ...]:
         r.type,
         r.status,
         _dump(r.data),
-        r.state.model_dump_json(),
+        r.state.to_json(),
         _dump(r.output),
         r.error,
         r.version,
@@ -356,7 +356,7 @@ def _save_values(r: Record, ts: Stamp) -> tuple[bool, tuple[Any, ...]]:
     if r.stored is not None and r.stored == r.settled_columns():
         return True, (
             _dump(r.data),
-            r.state.model_dump_json(),
+            r.state.to_json(),
             r.version + 1,
             ts(r.lease_expires_at),
             now,
@@ -366,7 +366,7 @@ def _save_values(r: Record, ts: Stamp) -> tuple[bool, tuple[Any, ...]]:
     return False, (
         r.status,
         _dump(r.data),
-        r.state.model_dump_json(),
+        r.state.to_json(),
         _dump(r.output),
         r.error,
         r.version + 1,
@@ -470,7 +470,7 @@ def _data(workflow_id: str, text: Any) -> dict[str, Any]:
 
 def _state(workflow_id: str, text: Any) -> State:
     try:
-        return State.model_validate_json(text)
+        return State.from_json(text)
     except ValidationError as e:
         raise CorruptWorkflow(f"workflow {workflow_id!r}: execution state is invalid: {e}") from e
 

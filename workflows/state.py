@@ -6,10 +6,12 @@ under a running workflow: statements that are not in flight may be added, edited
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import TypeAdapter
 
 MAIN_THREAD = "main"
 
@@ -45,7 +47,8 @@ OPEN = (EventStatus.PENDING_SETUP, EventStatus.SETUP, EventStatus.SETUP_ERROR)  
 TEARDOWN = (EventStatus.PENDING_TEARDOWN, EventStatus.TEARDOWN_ERROR)
 
 
-class WaitEvent(BaseModel):
+@dataclass(slots=True)
+class WaitEvent:
     """One `On` of a Wait a thread is blocked in, with its life in the outside world."""
 
     name: str
@@ -61,22 +64,38 @@ class WaitEvent(BaseModel):
     setup_started: int = 0  # setups begun; more than one means one may have had effects
 
 
-class Thread(BaseModel):
+@dataclass(slots=True)
+class Thread:
     id: str
     go: str = ""  # name of the Go statement that started it; empty for the main thread
     step: str = ""
     status: ThreadStatus = ThreadStatus.RUNNING
-    events: list[WaitEvent] = Field(default_factory=list)
+    events: list[WaitEvent] = field(default_factory=list)
 
 
-class State(BaseModel):
+@dataclass(slots=True)
+class OrphanEvent:
+    thread_id: str
+    event: WaitEvent
+
+
+def _main_only() -> list[Thread]:
+    return [Thread(MAIN_THREAD)]
+
+
+@dataclass(slots=True)
+class State:
     """All threads of one workflow and its program counter (bumped whenever a wait begins
-    or is answered, so every wait has a distinct `pc`)."""
+    or is answered, so every wait has a distinct `pc`).
+
+    Plain dataclasses, validated and serialized by pydantic only at the store's edge: the
+    interpreter changes them at every step, and a pydantic model's attribute writes and
+    construction cost several times as much."""
 
     pc: int = 0
-    threads: list[Thread] = Field(default_factory=lambda: [Thread(id=MAIN_THREAD)])
+    threads: list[Thread] = field(default_factory=_main_only)
     # Teardowns owed by threads that no longer exist (ended with their workflow or thread).
-    orphans: list[OrphanEvent] = Field(default_factory=list)
+    orphans: list[OrphanEvent] = field(default_factory=list)
 
     def thread(self, thread_id: str) -> Thread | None:
         for t in self.threads:
@@ -86,21 +105,35 @@ class State(BaseModel):
 
     def orphan(self, thread: Thread) -> None:
         """Take the thread's wait events off it; their teardowns are still owed."""
+        if not thread.events:
+            return
         for event in thread.events:
             if event.status not in TEARDOWN:
                 event.status = EventStatus.PENDING_TEARDOWN
                 event.retry_at = None
-            self.orphans.append(OrphanEvent(thread_id=thread.id, event=event))
+            self.orphans.append(OrphanEvent(thread.id, event))
         thread.events = []
 
     def orphan_all(self) -> None:
         for thread in self.threads:
             self.orphan(thread)
 
+    def to_data(self) -> dict[str, Any]:
+        """The state as JSON-ready data (what the store keeps)."""
+        data: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
+        return data
 
-class OrphanEvent(BaseModel):
-    thread_id: str
-    event: WaitEvent
+    def to_json(self) -> str:
+        return _ADAPTER.dump_json(self).decode()
+
+    @staticmethod
+    def from_data(data: Any) -> State:
+        """Validate stored data; raises pydantic's `ValidationError` if it is not a state."""
+        return _ADAPTER.validate_python(data)
+
+    @staticmethod
+    def from_json(text: str | bytes) -> State:
+        return _ADAPTER.validate_json(text)
 
 
-State.model_rebuild()
+_ADAPTER = TypeAdapter(State)

@@ -152,8 +152,7 @@ class Section(Stmt):
         return iter(self.stmts)
 
 
-def S(*stmts: Stmt) -> Section:
-    return Section(*stmts)
+S = Section  # gorchestrate's spelling of a sequence
 
 
 class Step(Stmt):

@@ -271,7 +271,7 @@ def _sqlite_locking(engine: Engine) -> None:
 def _record(row: Any) -> Record:
     m = row._mapping
     try:
-        state = State.model_validate(m["state"])
+        state = State.from_data(m["state"])
     except ValidationError as e:
         raise CorruptWorkflow(f"workflow {m['id']!r}: execution state is invalid: {e}") from e
     return Record(

@@ -25,7 +25,7 @@ def _copy(record: Record) -> Record:
     """A copy sharing nothing mutable, made through JSON as a database would."""
     copied = copy.copy(record)
     copied.data = from_json(to_json(record.data))
-    copied.state = State.model_validate(record.state.model_dump())
+    copied.state = State.from_data(record.state.to_data())
     copied.output = from_json(to_json(record.output))
     copied.audit = list(record.audit)
     return copied
