@@ -6,6 +6,8 @@ Prints, for a fresh SQLite file and for a throwaway PostgreSQL (started and remo
 at its default durability), each figure with its ratio to DBOS (run as a subprocess on the
 same database, same scenario, `benchmarks.peer_dbos`) and to the raw ceiling measured in
 the same run (`benchmarks.ceilings`). Not a test: nothing here asserts a timing.
+Steps/s is also set against the synchronous driver's ceiling in alternating rounds (the best
+round of each), since this machine's speed drifts by a third between passes.
 
 - pure engine: gorchestrate's own benchmark workflow (its TestLoopWorkflow: a 5-step loop,
   a reset step, then two waits in a loop, each answered by a callback and followed by a
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +54,8 @@ from workflows.testing.postgres import PostgresServer
 GO_US_PER_WORKFLOW = 14.0
 STEPS = 19
 WARMUP_RUNS = 10  # unmeasured runs of the steps workflow first, here and for DBOS
+# Steps against the raw ceiling: alternating rounds, the best of each compared.
+ROUNDS, ROUND_SECONDS, ROUND_RUNS = 5, 0.5, 40
 
 
 @dataclass
@@ -154,7 +160,7 @@ async def _nothing() -> None:
     return None
 
 
-async def interpreter_loop(runs: int, repeats: int = 7) -> dict[str, float]:
+async def interpreter_loop(runs: int, repeats: int = 15) -> dict[str, float]:
     """What gorchestrate's Go benchmark measures: `Resume` and `HandleCallback` on the
     workflow in memory, with a checkpoint callback that stores nothing. Here that layer is
     `Interpreter` (the engine runs every step through it). Best and median of `repeats`."""
@@ -208,23 +214,38 @@ async def until(event: asyncio.Event, timeout: float, what: str) -> None:
         raise RuntimeError(f"{what} within {timeout} s") from None
 
 
-async def engine_figures(url: str, count: int, runs: int) -> dict[str, float]:
-    """Our engine on one database, as the bot runs it (APScheduler resumer in-process)."""
+async def _steps_per_s(engine: Engine, resumer: SchedulerResumer, runs: int) -> float:
+    FINISHED.clear()
+    started = time.perf_counter()
+    for _ in range(runs):
+        await engine.new_workflow(Steps19())
+        await resumer.idle()
+    elapsed = time.perf_counter() - started
+    assert len(FINISHED) == runs
+    return runs * STEPS / elapsed
+
+
+async def engine_figures(
+    url: str, count: int, runs: int, ceiling: Callable[[float], float]
+) -> dict[str, float]:
+    """Our engine on one database, as the bot runs it (APScheduler resumer in-process).
+
+    Besides the scenarios, steps/s against `ceiling` (the fastest raw driver): the two are
+    measured in alternating rounds and the best round of each is compared, so a slow spell
+    of this machine (figures move by a third between runs) cannot land on one side only.
+    """
     manager = CountingManager()
     resumer = SchedulerResumer()
     engine = Engine(url, workflows=WORKFLOWS, callbacks={"event": manager}, resumer=resumer)
     await engine.start()
     try:
-        for _ in range(WARMUP_RUNS):
-            await engine.new_workflow(Steps19())
-            await resumer.idle()
-        FINISHED.clear()
-        started = time.perf_counter()
-        for _ in range(runs):
-            await engine.new_workflow(Steps19())
-            await resumer.idle()
-        steps_per_s = runs * STEPS / (time.perf_counter() - started)
-        assert len(FINISHED) == runs
+        await _steps_per_s(engine, resumer, WARMUP_RUNS)
+        steps_per_s = await _steps_per_s(engine, resumer, runs)
+        rounds = [
+            (ceiling(ROUND_SECONDS), await _steps_per_s(engine, resumer, ROUND_RUNS))
+            for _ in range(ROUNDS)
+        ]
+        best_raw, best_steps = (max(r[0] for r in rounds), max(r[1] for r in rounds))
 
         FINISHED.clear()
         manager.target = count
@@ -240,12 +261,15 @@ async def engine_figures(url: str, count: int, runs: int) -> dict[str, float]:
         await resumer.idle(300)
         elapsed = max(FINISHED.values()) - started
         counts = await engine.db.count_by_status()  # type: ignore[attr-defined]
-        assert counts.get("finished", 0) == WARMUP_RUNS + runs + count, counts
+        finished = WARMUP_RUNS + runs + ROUNDS * ROUND_RUNS + count
+        assert counts.get("finished", 0) == finished, counts
     finally:
         await engine.close()
     latencies = [(FINISHED[wid] - sent[wid]) * 1000 for wid in ids]
     return {
         "steps_per_s": steps_per_s,
+        "rounds_steps_per_s": best_steps,
+        "rounds_raw_per_s": best_raw,
         "approvals_per_s": count / elapsed,
         "decision_latency_ms_mean": statistics.fmean(latencies),
         "decision_latency_ms_p50": statistics.median(latencies),
@@ -287,15 +311,25 @@ async def database(
             ),
         }
         ours_url, dbos_url = f"sqlite:///{tmp / 'engine.db'}", f"sqlite:///{tmp / 'dbos.db'}"
+        ceiling = functools.partial(ceilings.sqlite3_sync, tmp / "ceiling-rounds.db")
+        driver = "sqlite3 (sync)"
     else:
         raw = {
             "psycopg 3 (sync)": ceilings.psycopg_sync(url),
             "asyncpg via SQLAlchemy asyncio": await ceilings.asyncpg_sqlalchemy(url),
         }
         ours_url = dbos_url = url
-    ours = await engine_figures(ours_url, args.approvals, args.runs)
+        ceiling = functools.partial(ceilings.psycopg_sync, url)
+        driver = "psycopg 3 (sync)"
+    ours = await engine_figures(ours_url, args.approvals, args.runs, ceiling)
     dbos = dbos_figures(dbos_url, args.approvals, args.runs)
-    return {"database": name, "raw_rmw_per_s": raw, "engine": ours, "dbos": dbos}
+    return {
+        "database": name,
+        "raw_rmw_per_s": raw,
+        "rounds_driver": driver,
+        "engine": ours,
+        "dbos": dbos,
+    }
 
 
 def report(pure: dict[str, dict[str, float]], results: list[dict[str, Any]]) -> None:
@@ -316,7 +350,7 @@ def report(pure: dict[str, dict[str, float]], results: list[dict[str, Any]]) -> 
     )
     for r in results:
         ours, dbos, raw = r["engine"], r["dbos"], r["raw_rmw_per_s"]
-        fastest_name, fastest = max(raw.items(), key=lambda kv: kv[1])
+        driver = r["rounds_driver"]
         print(f"\n{r['database']}")
         for name, value in raw.items():
             print(f"  raw read-modify-write ceiling, {name:34} {value:9.0f}/s")
@@ -333,8 +367,11 @@ def report(pure: dict[str, dict[str, float]], results: list[dict[str, Any]]) -> 
             ratio = b / a if "latency" in key else a / b
             print(f"  {label:44} {fmt.format(a)} {fmt.format(b)} {ratio:7.1f}x")
         print(
-            f"  steps/s vs the fastest raw ceiling ({fastest_name}): "
-            f"{ours['steps_per_s'] / fastest:.2f}"
+            f"  steps/s vs the fastest raw ceiling ({driver}), best of {ROUNDS} "
+            f"alternating rounds each: {ours['rounds_steps_per_s']:.0f} / "
+            f"{ours['rounds_raw_per_s']:.0f} = "
+            f"{ours['rounds_steps_per_s'] / ours['rounds_raw_per_s']:.2f}"
+            f"  (single passes above: {ours['steps_per_s'] / raw[driver]:.2f})"
         )
 
 
@@ -349,7 +386,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     pure = {
-        "interpreter": await interpreter_loop(args.runs * 10),
+        "interpreter": await interpreter_loop(args.runs * 5),
         "engine_in_memory": await engine_in_memory(args.runs * 5),
     }
     results: list[dict[str, Any]] = []

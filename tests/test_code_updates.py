@@ -63,6 +63,18 @@ class V2Removed(V1):
         )
 
 
+class V2WaitRenamed(V1):
+    workflow_type = "Release"
+
+    def definition(self) -> Any:
+        return S(
+            Step("build", lambda: self.log.append("build")),
+            Wait("sign-off", On("approved", Manual())),  # the wait in flight, renamed
+            Step("deploy", lambda: self.log.append("deploy")),
+            Step("announce", lambda: self.log.append("announce")),
+        )
+
+
 async def _waiting_on_v1(make_kit: KitFactory) -> tuple[str, Any]:
     old = await make_kit(V1)
     wid = await old.engine.new_workflow(V1())
@@ -87,6 +99,16 @@ async def test_statements_not_in_flight_can_change(
     info = await new.engine.get(wid)
     assert info.status == "finished"
     assert info.data.log == expected  # type: ignore[attr-defined]
+
+
+async def test_a_renamed_wait_in_flight_still_takes_its_event(make_kit: KitFactory) -> None:
+    wid, request = await _waiting_on_v1(make_kit)
+    new = await make_kit(V2WaitRenamed)
+    await new.engine.on_callback(request, None)  # the event is found by its own name
+    await new.drain()
+    info = await new.engine.get(wid)
+    assert info.status == "finished"
+    assert info.data.log == ["build", "deploy", "announce"]  # type: ignore[attr-defined]
 
 
 async def test_removed_wait_fails_clearly_then_repair_and_retry(make_kit: KitFactory) -> None:

@@ -227,13 +227,14 @@ async def test_corrupt_row_fails_that_workflow_only(make_kit: KitFactory) -> Non
     kit = await make_kit(Counter)
     bad = await kit.engine.new_workflow(Counter())
     good = await kit.engine.new_workflow(Counter())
+    await kit.drain()  # both wait
     store = kit.engine.db
     assert isinstance(store, SQLStore)
     from workflows.tables import W
 
     async with store.engine.begin() as conn:
         await conn.execute(W.update().where(W.c.id == bad).values(data={"n": "not a number"}))
-    await kit.drain()
+    await kit.engine.execute(bad)
     with pytest.raises(CorruptWorkflow, match="stored data is invalid"):
         await kit.engine.get(bad)
     record = await store.get(bad)

@@ -80,6 +80,7 @@ from workflows.workflow import Workflow
 log = logging.getLogger("workflows.engine")
 
 DEFAULT_DATABASE_URL = "sqlite:///workflows.db"
+_MAX_BORN = 10_000
 
 
 class SystemClock:
@@ -152,6 +153,9 @@ class Engine:
         self._stopping = False
         # Wait events created by executions in progress here, not yet set up.
         self._fresh: set[tuple[str, str, str, int]] = set()
+        # Workflows created here, leased to this process, not yet executed: the first
+        # execution starts from the record as written instead of reading it back.
+        self._born: dict[str, Record] = {}
         for manager in self.callbacks.values():
             attach = getattr(manager, "attach", None)
             if callable(attach):
@@ -173,6 +177,7 @@ class Engine:
         self._stopping = True
         if self.resumer is not None:
             await self.resumer.close()
+        self._born.clear()
         await self.db.close()
 
     # --- public verbs ----------------------------------------------------------------------
@@ -199,6 +204,10 @@ class Engine:
             audit=[AuditEntry("created", input=data.model_dump(mode="json"))],
         )
         await self.db.create(record)
+        if record.lease_owner is not None:
+            if len(self._born) >= _MAX_BORN:  # executions are not keeping up: read them back
+                self._born.clear()
+            self._born[record.id] = record
         self._wake(record.id)
         return record.id
 
@@ -473,8 +482,13 @@ class Engine:
 
     async def _claim(self, workflow_id: str) -> Record | None:
         """Take the execution lease, or return None if another live process holds it."""
+        born = self._born.pop(workflow_id, None)
         while True:
-            record = await self.db.get(workflow_id)
+            # A record just created here is what the row holds, unless an operator changed
+            # it since; then the first checkpoint finds a new version and reloads, as when a
+            # change lands while a step runs.
+            record = born or await self.db.get(workflow_id)
+            born = None
             now = self.clock.now()
             if (
                 record.lease_owner not in (None, self.worker_id)

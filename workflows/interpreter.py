@@ -60,15 +60,20 @@ def thread_events(wf: Workflow, thread: Thread) -> dict[str, st.On]:
 
 def event_of(wf: Workflow, thread: Thread, name: str) -> st.On:
     """The `On` named `name` of the Wait the thread is blocked in, as built from the
-    current data (a walk to the Wait itself finds it, as a goto would)."""
-    blocked = thread_root(wf, thread).walk(st.Cursor(thread.step, True))
+    current data: a walk to the Wait finds it, as a goto would. If new code renamed or
+    moved that Wait, the event is still found by its own name."""
+    root = thread_root(wf, thread)
+    blocked = root.walk(st.Cursor(thread.step, True))
     if type(blocked) is st.Blocked and blocked.name == thread.step:
         for on in blocked.events:
             if on.name == name:
                 return on
-    raise StatementNotFound(
-        f"event {name!r} no longer exists in {type(wf).workflow_type}'s definition"
-    )
+    renamed = st.events(root).get(name)
+    if renamed is None:
+        raise StatementNotFound(
+            f"event {name!r} no longer exists in {type(wf).workflow_type}'s definition"
+        )
+    return renamed
 
 
 def walk(wf: Workflow, thread: Thread) -> st.Outcome:
