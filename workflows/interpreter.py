@@ -79,7 +79,8 @@ def event_of(wf: Workflow, thread: Thread, name: str) -> st.On:
 def walk(wf: Workflow, thread: Thread) -> st.Outcome:
     """Where the thread goes next from its position: a step to run, a wait, its end."""
     cursor = st.Cursor(thread.step or None, thread.status == ThreadStatus.GOTO)
-    outcome = thread_root(wf, thread).walk(cursor)
+    root = thread_root(wf, thread) if thread.go else wf.definition()
+    outcome = root.walk(cursor)
     if cursor.target is not None:
         raise StatementNotFound(
             f"statement {thread.step!r} (thread {thread.id!r}) no longer exists in "
@@ -132,10 +133,10 @@ class Interpreter:
         """Record what a walk (and the step it ran) did. Returns `Ended` when the workflow
         ended, else whether data may have changed (so WaitFor conditions are due a recheck).
         """
+        if type(outcome) is st.Ran:  # by far the most common: checked first
+            thread.step, thread.status = outcome.name, ThreadStatus.RUNNING
+            return True
         match outcome:
-            case st.Ran(name):
-                thread.step, thread.status = name, ThreadStatus.RUNNING
-                return True
             case st.Blocked(name, events):
                 for on in events:
                     if on.handler.type not in self.event_types:
