@@ -124,7 +124,8 @@ class State:
         return data
 
     def to_json(self) -> str:
-        return _ADAPTER.dump_json(self).decode()
+        # The core serializer directly: TypeAdapter's wrapper costs as much again.
+        return _ADAPTER.serializer.to_json(self).decode()
 
     @staticmethod
     def from_data(data: Any) -> State:
@@ -133,7 +134,8 @@ class State:
 
     @staticmethod
     def from_json(text: str | bytes) -> State:
-        return _ADAPTER.validate_json(text)
+        state: State = _ADAPTER.validator.validate_json(text)
+        return state
 
 
 _ADAPTER = TypeAdapter(State)
