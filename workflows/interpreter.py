@@ -79,8 +79,7 @@ def event_of(wf: Workflow, thread: Thread, name: str) -> st.On:
 def walk(wf: Workflow, thread: Thread) -> st.Outcome:
     """Where the thread goes next from its position: a step to run, a wait, its end."""
     cursor = st.Cursor(thread.step or None, thread.status == ThreadStatus.GOTO)
-    root = thread_root(wf, thread) if thread.go else wf.definition()
-    outcome = root.walk(cursor)
+    outcome = thread_root(wf, thread).walk(cursor)
     if cursor.target is not None:
         raise StatementNotFound(
             f"statement {thread.step!r} (thread {thread.id!r}) no longer exists in "

@@ -95,13 +95,11 @@ class Cursor:
     def skips(self, name: str) -> bool:
         """Whether a statement named `name` is skipped by this walk (it runs when the walk
         is executing, or when it is the goto target)."""
-        target = self.target
-        if target is None:
+        if self.target is None:
             return False
-        if target != name:
+        if self.target != name:
             return True
-        self.target = None
-        return not self.inclusive
+        return not self.arrive()
 
 
 # --- statements ----------------------------------------------------------------------------
@@ -182,7 +180,7 @@ class On(Stmt):
 
     def walk(self, cur: Cursor) -> Outcome:
         if cur.target == self.name:
-            cur.target = None
+            cur.arrive()
         return _walk_all(self.stmts, cur)
 
     def children(self) -> Iterator[Stmt]:
