@@ -171,3 +171,30 @@ async def test_bad_input_gets_slacks_answers(page: Page, sandbox: Sandbox) -> No
     await say(page, "/deploy now")
     await expect(page.locator(".message.ephemeral").last).to_contain_text("is not a valid command")
     await shot(page, "8-bad-input")
+
+
+async def test_updates_keep_the_buttons_under_the_pointer(page: Page, sandbox: Sandbox) -> None:
+    """The page re-renders on every change; a button it replaced between mousedown and
+    mouseup would lose the click. Unchanged sidebar entries and messages keep their nodes."""
+    await act_as(page, "U0RITA")
+    await say(page, "/approval @carol Give eve admin access")
+    await act_as(page, "U0CAROL")
+    await open_conversation(page, sandbox.slack.dm_channel("U0CAROL"))
+    deny = page.locator('button.bk-button[data-action-id="approval_deny"]')
+    general = page.locator('[data-conversation="C0GENERAL"]')
+    await expect(deny).to_have_count(1)
+    await deny.evaluate("button => { button.dataset.kept = 'yes'; }")
+    await general.evaluate("button => { button.dataset.kept = 'yes'; }")
+    for i in range(3):
+        await say(page, f"thinking about it ({i})")  # a new message: the list re-renders
+        await expect(page.locator(".message", has_text=f"thinking about it ({i})")).to_have_count(1)
+    api = f"{sandbox.url}/sandbox/api/send"  # rita writes in #general meanwhile
+    answer = await page.request.post(
+        api, data={"user": "U0RITA", "channel": "C0GENERAL", "text": "any news?"}
+    )
+    assert answer.ok, await answer.text()
+    await expect(general).to_have_class("conversation unread")  # updated in place
+    await expect(general).to_have_attribute("data-kept", "yes")
+    await expect(deny).to_have_attribute("data-kept", "yes")
+    await deny.click()
+    await expect(page.locator("#modal")).to_be_visible()

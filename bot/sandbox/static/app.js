@@ -23,6 +23,7 @@ const ui = {
   submitErrors: {}, // view id -> errors from the last submit response
   rendered: {}, // signatures of what is on screen, to skip needless re-renders
 };
+const messageJson = new WeakMap(); // message node -> the message it shows, as JSON
 const mention = { matches: [], start: -1, prefix: "" }; // @autocomplete: matches, where "@" starts, typed part
 
 const $ = (id) => document.getElementById(id);
@@ -197,18 +198,32 @@ function onActingAsChange(event) {
   refresh();
 }
 
+/**
+ * The sidebar's buttons are built once per list of conversations and then updated in place:
+ * a button replaced between a mousedown and its mouseup loses the click, and the page
+ * re-renders whenever anything changes.
+ */
 function renderSidebar(conversations) {
-  const item = (c) => el("li", {}, conversationButton(c));
-  $("channels").replaceChildren(...conversations.filter((c) => c.kind !== "dm").map(item));
-  $("dms").replaceChildren(...conversations.filter((c) => c.kind === "dm").map(item));
+  const signature = JSON.stringify(conversations.map((c) => [c.id, c.name, c.kind]));
+  if (signature !== ui.rendered.sidebar) {
+    ui.rendered.sidebar = signature;
+    const item = (c) => el("li", {}, el("button", { type: "button", "data-conversation": c.id }, c.name));
+    $("channels").replaceChildren(...conversations.filter((c) => c.kind !== "dm").map(item));
+    $("dms").replaceChildren(...conversations.filter((c) => c.kind === "dm").map(item));
+  }
+  for (const button of document.querySelectorAll(".sidebar [data-conversation]")) markConversation(button);
 }
 
-function conversationButton(c) {
-  const selected = c.id === ui.selected;
-  const unread = isUnread(c.id);
-  const classes = ["conversation", selected && "selected", unread && "unread"].filter(Boolean).join(" ");
-  return el("button", { type: "button", className: classes, "data-conversation": c.id, "aria-current": selected ? "true" : null },
-    c.name, unread ? el("span", { className: "unread-dot", title: "New messages" }) : null);
+function markConversation(button) {
+  const id = button.dataset.conversation;
+  const selected = id === ui.selected;
+  const unread = isUnread(id);
+  button.className = ["conversation", selected && "selected", unread && "unread"].filter(Boolean).join(" ");
+  if (selected) button.setAttribute("aria-current", "true");
+  else button.removeAttribute("aria-current");
+  const dot = button.querySelector(".unread-dot");
+  if (unread && !dot) button.append(el("span", { className: "unread-dot", title: "New messages" }));
+  if (!unread && dot) dot.remove();
 }
 
 function selectConversation(id) {
@@ -239,8 +254,28 @@ function renderMessages(messages) {
   const last = messages.length ? messages[messages.length - 1].ts : "";
   const scroll = ui.rendered.conversation !== ui.selected || ui.rendered.lastTs !== last;
   Object.assign(ui.rendered, { messages: signature, conversation: ui.selected, lastTs: last });
-  list.replaceChildren(...(messages.length ? messages.map(renderMessage) : [el("p", { className: "empty" }, "No messages yet.")]));
+  if (!messages.length) list.replaceChildren(el("p", { className: "empty" }, "No messages yet."));
+  else placeMessages(list, messages);
   if (scroll) list.scrollTop = list.scrollHeight;
+}
+
+/** Unchanged messages keep their nodes (a button replaced under the pointer loses the click);
+ * changed and new ones are rendered and put in order, and the rest removed. */
+function placeMessages(list, messages) {
+  const shown = new Map();
+  for (const node of list.children) if (node.dataset.ts) shown.set(node.dataset.ts, node);
+  messages.forEach((m, i) => {
+    const json = JSON.stringify(m);
+    let node = shown.get(m.ts);
+    shown.delete(m.ts);
+    if (!node || messageJson.get(node) !== json) {
+      node = renderMessage(m);
+      messageJson.set(node, json);
+    }
+    const here = list.children[i] || null;
+    if (here !== node) list.insertBefore(node, here);
+  });
+  while (list.children.length > messages.length) list.lastElementChild.remove();
 }
 
 function renderMessage(m) {
