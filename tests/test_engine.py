@@ -207,6 +207,43 @@ async def test_invalid_definitions_are_refused_before_anything_runs(
     assert await kit.engine.db.due(kit.clock.now(), 10) == []
 
 
+class NotAStatement(Workflow):
+    def definition(self) -> Any:
+        return S(Step("a", lambda: None), "b")  # type: ignore[arg-type]
+
+
+class NotATree(Workflow):
+    def definition(self) -> Any:
+        return [Step("a", lambda: None)]
+
+
+class BreaksLater(Workflow):
+    """Its tree holds something other than a statement only once its data says so."""
+
+    broken: bool = False
+
+    def definition(self) -> Any:
+        later = [{"not": "a statement"}] if self.broken else []
+        return S(Step("break", self.brk), *later, Wait("hold", On("go", Manual())))
+
+    def brk(self) -> None:
+        self.broken = True
+
+
+async def test_what_is_not_a_statement_is_named(make_kit: KitFactory) -> None:
+    kit = await make_kit(NotAStatement, NotATree, BreaksLater, callbacks={"manual": ManualManager()})
+    with pytest.raises(DefinitionError, match="expected statements, got 'b'"):
+        await kit.engine.new_workflow(NotAStatement())
+    with pytest.raises(DefinitionError, match="definition\\(\\) must return a statement"):
+        await kit.engine.new_workflow(NotATree())
+    # Found by the walk at run time: the workflow fails with the same clear error.
+    wid = await kit.engine.new_workflow(BreaksLater())
+    await kit.drain()
+    record = await kit.engine.db.get(wid)
+    assert record.status == "failed"
+    assert record.error == "DefinitionError: expected statements, got {'not': 'a statement'}"
+
+
 async def test_unknown_workflow_type(make_kit: KitFactory) -> None:
     kit = await make_kit(Approval)
     with pytest.raises(UnknownWorkflowType, match="'BadLoop' is not registered"):

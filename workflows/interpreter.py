@@ -54,6 +54,16 @@ def thread_root(wf: Workflow, thread: Thread) -> st.Stmt:
     return go.body(thread.id)
 
 
+def _walk_tree(root: st.Stmt, cursor: st.Cursor) -> st.Outcome:
+    """Walk a built tree. Statements do not check what they are given (they are built on
+    every walk), so a walk that trips over something else has `check` name it."""
+    try:
+        return root.walk(cursor)
+    except AttributeError:
+        st.check(root)
+        raise
+
+
 def thread_events(wf: Workflow, thread: Thread) -> dict[str, st.On]:
     return st.events(thread_root(wf, thread))
 
@@ -63,7 +73,7 @@ def event_of(wf: Workflow, thread: Thread, name: str) -> st.On:
     current data: a walk to the Wait finds it, as a goto would. If new code renamed or
     moved that Wait, the event is still found by its own name."""
     root = thread_root(wf, thread)
-    blocked = root.walk(st.Cursor(thread.step, True))
+    blocked = _walk_tree(root, st.Cursor(thread.step, True))
     if type(blocked) is st.Blocked and blocked.name == thread.step:
         for on in blocked.events:
             if on.name == name:
@@ -79,7 +89,7 @@ def event_of(wf: Workflow, thread: Thread, name: str) -> st.On:
 def walk(wf: Workflow, thread: Thread) -> st.Outcome:
     """Where the thread goes next from its position: a step to run, a wait, its end."""
     cursor = st.Cursor(thread.step or None, thread.status == ThreadStatus.GOTO)
-    outcome = thread_root(wf, thread).walk(cursor)
+    outcome = _walk_tree(thread_root(wf, thread), cursor)
     if cursor.target is not None:
         raise StatementNotFound(
             f"statement {thread.step!r} (thread {thread.id!r}) no longer exists in "

@@ -107,7 +107,8 @@ class Cursor:
 
 class Stmt:
     """A node of a definition tree. Built anew on every resume, so nodes are slotted and
-    their constructors cheap."""
+    their constructors cheap: they store what they are given, and `check` (when the
+    workflow is created, and whenever a walk trips over something) says what is wrong."""
 
     __slots__ = ()
     name: str = ""
@@ -117,13 +118,6 @@ class Stmt:
 
     def children(self) -> Iterator[Stmt]:
         return iter(())
-
-
-def _checked(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
-    for s in stmts:
-        if not isinstance(s, Stmt):
-            raise DefinitionError(f"expected statements, got {s!r}")
-    return stmts
 
 
 def _walk_all(stmts: tuple[Stmt, ...], cur: Cursor) -> Outcome:
@@ -141,7 +135,7 @@ class Section(Stmt):
     __slots__ = ("stmts",)
 
     def __init__(self, *stmts: Stmt) -> None:
-        self.stmts = _checked(stmts)
+        self.stmts = stmts
 
     def walk(self, cur: Cursor) -> Outcome:
         return _walk_all(self.stmts, cur)
@@ -176,7 +170,7 @@ class On(Stmt):
     def __init__(self, event: str, handler: Handler, *stmts: Stmt) -> None:
         self.name = event
         self.handler = handler
-        self.stmts = _checked(stmts)
+        self.stmts = stmts
 
     def walk(self, cur: Cursor) -> Outcome:
         if cur.target == self.name:
@@ -247,19 +241,19 @@ class If(_Branches):
 
     def __init__(self, cond: Any, *stmts: Stmt) -> None:
         super().__init__()
-        self.branches.append((bool(cond), _checked(stmts)))
+        self.branches.append((bool(cond), stmts))
         self._closed = False
 
     def ElseIf(self, cond: Any, *stmts: Stmt) -> If:
         if self._closed:
             raise DefinitionError("ElseIf after Else")
-        self.branches.append((bool(cond), _checked(stmts)))
+        self.branches.append((bool(cond), stmts))
         return self
 
     def Else(self, *stmts: Stmt) -> If:
         if self._closed:
             raise DefinitionError("Else given twice")
-        self.branches.append((True, _checked(stmts)))
+        self.branches.append((True, stmts))
         self._closed = True
         return self
 
@@ -291,7 +285,7 @@ class Switch(_Branches):
                 raise DefinitionError(f"Switch takes Case(...)/Default(...), got {case!r}")
             if isinstance(case, Default) and i != len(cases) - 1:
                 raise DefinitionError("Default must be the last case of a Switch")
-            self.branches.append((bool(case.cond), _checked(case.stmts)))
+            self.branches.append((bool(case.cond), case.stmts))
 
 
 class For(Stmt):
@@ -302,7 +296,7 @@ class For(Stmt):
     def __init__(self, name: str, cond: Any, *stmts: Stmt) -> None:
         self.name = name
         self.cond = bool(cond)
-        self.stmts = _checked(stmts)
+        self.stmts = stmts
 
     def walk(self, cur: Cursor) -> Outcome:
         if cur.target is not None:
@@ -430,10 +424,14 @@ class Index:
 
 def _walk(root: Stmt) -> Iterator[Stmt]:
     """Every statement of the tree, in document order (one stack, no nested generators:
-    the engine looks statements up at run time)."""
+    the engine looks statements up at run time). Anything else in the tree is an error."""
+    if not isinstance(root, Stmt):
+        raise DefinitionError(f"definition() must return a statement, got {root!r}")
     stack = [root]
     while stack:
         stmt = stack.pop()
+        if not isinstance(stmt, Stmt):
+            raise DefinitionError(f"expected statements, got {stmt!r}")
         yield stmt
         children = tuple(stmt.children())
         if children:
@@ -458,11 +456,15 @@ def events(root: Stmt) -> dict[str, On]:
     return {s.name: s for s in _walk(root) if isinstance(s, On)}
 
 
+def check(root: Stmt) -> None:
+    """Raise `DefinitionError` if the tree holds anything but statements."""
+    for _ in _walk(root):
+        pass
+
+
 def build_index(root: Stmt, handler_types: set[str] | None = None) -> Index:
-    """Index named statements and validate the tree: unique names, loops that can make
-    progress, handlers with a registered manager."""
-    if not isinstance(root, Stmt):
-        raise DefinitionError(f"definition() must return a statement, got {root!r}")
+    """Index named statements and validate the tree: only statements, unique names, loops
+    that can make progress, handlers with a registered manager."""
     index = Index(root)
     for stmt in _walk(root):
         if isinstance(stmt, Step | Wait | On | For | Go | WaitFor):
