@@ -231,7 +231,9 @@ class BreaksLater(Workflow):
 
 
 async def test_what_is_not_a_statement_is_named(make_kit: KitFactory) -> None:
-    kit = await make_kit(NotAStatement, NotATree, BreaksLater, callbacks={"manual": ManualManager()})
+    kit = await make_kit(
+        NotAStatement, NotATree, BreaksLater, callbacks={"manual": ManualManager()}
+    )
     with pytest.raises(DefinitionError, match="expected statements, got 'b'"):
         await kit.engine.new_workflow(NotAStatement())
     with pytest.raises(DefinitionError, match="definition\\(\\) must return a statement"):
