@@ -7,11 +7,12 @@ import logging
 import signal
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bot.incoming import bolt_request
 from bot.service import Service
 
 log = logging.getLogger("bot.server")
@@ -19,16 +20,16 @@ log = logging.getLogger("bot.server")
 
 def web_app(service: Service) -> web.Application:
     """The aiohttp application: Slack's endpoint, a health check and metrics."""
-    app = service.app.web_app(path="/slack/events")
+    app = web.Application()
 
-    @web.middleware
-    async def requests_first(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/slack/events":
-            return await handler(request)
+    async def slack_events(request: web.Request) -> web.Response:
+        """Bolt's own aiohttp endpoint, with the payload decoded by `bot.incoming`; counted
+        as in flight until answered (see bot.priority)."""
         async with service.requests_first.serving():
-            return await handler(request)
+            bolt_response = await service.app.async_dispatch(await bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
 
-    app.middlewares.append(requests_first)
+    app.router.add_post("/slack/events", slack_events)
 
     async def healthz(request: web.Request) -> web.Response:
         if await service.healthy():

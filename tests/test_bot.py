@@ -141,6 +141,24 @@ async def test_forged_stale_and_unsigned_requests_are_refused(bot: Bot) -> None:
     assert bot.slack.calls_of("chat.postMessage") == []
 
 
+async def test_forged_and_unsigned_clicks_are_refused(bot: Bot) -> None:
+    """Clicks take a faster decoding path (bot.incoming); verification is the same."""
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} Ship it")
+    to_alice = await bot.request_dm(ALICE)
+    forged = await bot.slack.click(
+        ALICE, to_alice, messages.APPROVE_ACTION, signature="v0=" + "0" * 64
+    )
+    stale = await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION, timestamp="1000")
+    unsigned = await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION, headers={})
+    assert [forged.status, stale.status, unsigned.status] == [401, 401, 401]
+    wid = await bot.only_workflow()
+    assert (await bot.service.engine.get(wid)).status == "waiting"
+    assert [h["kind"] for h in await bot.service.engine.history(wid)] == ["created"]
+    answer = await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION)  # a real one
+    assert answer.status == 200
+    await bot.dm(RITA, "approved")
+
+
 async def test_malformed_commands_get_usage_and_start_nothing(bot: Bot) -> None:
     cases = {
         "": "the command is empty",
