@@ -6,7 +6,9 @@ escapes. Bolt decodes it with `urllib.parse.parse_qsl`, which walks the escapes 
 acknowledgement waits for all of them. Here a well-formed payload is decoded in C instead
 (`binascii.a2b_qp` reads `=XX` escapes as `%XX` are read), giving exactly what `urllib` would;
 anything else (slash commands, several fields, a stray character) goes to Bolt's own parser.
-The raw body is kept as received, so signature verification is unchanged.
+The raw body is kept as received, so signature verification is unchanged, and the request
+is built as Bolt builds it (`tests/test_incoming.py` compares the two, so a Bolt upgrade
+that changes its request fails there).
 """
 
 from __future__ import annotations
