@@ -41,6 +41,8 @@ def test_values_decode_as_urllib_decodes_them() -> None:
         assert unquote_form_value(value) == unquote_plus(value) == text
     lower = "%7b%22a%22%3a+1%7d%e2%9c%85"  # other encoders write lowercase hex
     assert unquote_form_value(lower) == unquote_plus(lower) == '{"a": 1}✅'
+    broken = "%ff%fe+x%c3"  # not UTF-8: replaced as urllib replaces it
+    assert unquote_form_value(broken) == unquote_plus(broken)
 
 
 @pytest.mark.parametrize(
