@@ -203,7 +203,7 @@ class Wait(Stmt):
             else:
                 for on in self.events:
                     out = on.walk(cur)
-                    if not cur.target is not None:
+                    if cur.target is None:  # found inside this event
                         return out
                 return None
         return Blocked(self.name, self.events)
