@@ -35,7 +35,7 @@ from workflows.statements import (
     WaitFor,
 )
 from workflows.types import DB, CallbackManager, CallbackRequest, Clock, Handler, Resumer
-from workflows.workflow import Workflow
+from workflows.workflow import Summary, Workflow
 
 __all__ = [
     "DB",
@@ -64,6 +64,7 @@ __all__ = [
     "State",
     "StatementNotFound",
     "Status",
+    "Summary",
     "Step",
     "Switch",
     "UnknownWorkflowType",

@@ -13,9 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import model_validator
+
 from callbacks.timeout import Timeout
 from callbacks.user_action import APPROVE, WaitForUserAction
-from workflows import Go, On, Return, S, Step, Wait, WaitFor, Workflow
+from workflows import Go, On, Return, S, Step, Summary, Wait, WaitFor, Workflow
 
 APPROVED = "approved"
 DENIED = "denied"
@@ -49,6 +51,35 @@ class ApprovalRequest(Workflow):
     reason: str = ""
     timed_out: bool = False
 
+    @model_validator(mode="after")
+    def _rules(self) -> ApprovalRequest:
+        """The request's own rules, so every way in (the command, `new_workflow`, an
+        operator's `workflows set`) refuses the same things with the same words."""
+        if not self.approvers:
+            raise ValueError("name at least one approver")
+        if len(set(self.approvers)) != len(self.approvers):
+            raise ValueError("each approver can be named only once")
+        if self.quorum < 1:
+            raise ValueError(f"the quorum must be at least 1 (it is {self.quorum})")
+        if self.quorum > len(self.approvers):
+            raise ValueError(
+                f"the quorum ({self.quorum}) is more than the {len(self.approvers)} "
+                f"approver{'s' if len(self.approvers) != 1 else ''} named"
+            )
+        eligible = [a for a in self.approvers if a != self.requester or self.allow_self]
+        if len(eligible) < self.quorum:
+            raise ValueError(
+                "you cannot approve your own request: name other approvers"
+                if not eligible
+                else f"only {len(eligible)} of the approvers can approve (not the requester), "
+                f"fewer than the quorum of {self.quorum}"
+            )
+        if self.timeout <= timedelta(0):
+            raise ValueError("the timeout must be longer than zero")
+        if not self.text.strip():
+            raise ValueError("say what needs approving")
+        return self
+
     @property
     def outcome(self) -> str | None:
         if self.denied_by:
@@ -62,6 +93,21 @@ class ApprovalRequest(Workflow):
     @property
     def deadline(self) -> datetime | None:
         return None if self.requested_at is None else self.requested_at + self.timeout
+
+    def summary(self) -> Summary:
+        people = {}
+        for user in self.approvers:
+            if user == self.denied_by:
+                people[user] = DENIED
+            elif user in self.approved_by:
+                people[user] = APPROVED
+            elif self.outcome is None:
+                people[user] = "waiting"
+            else:
+                people[user] = "did not answer"
+        return Summary(
+            title=self.text, started_by=self.requester, people=people, outcome=self.outcome or ""
+        )
 
     def definition(self) -> Any:
         return S(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -11,6 +12,23 @@ from workflows.errors import WorkflowError
 from workflows.statements import Stmt
 
 S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a person wants to know about a workflow, in their words, not the engine's:
+    shown first by the operator CLI and the sandbox page (engine positions stay behind
+    `--json` / a detail toggle)."""
+
+    title: str
+    """What it is about, e.g. the request text (may span lines)."""
+    started_by: str = ""
+    """Who started it (a Slack user id for the bot's workflows)."""
+    people: dict[str, str] = field(default_factory=dict)
+    """Everyone with a part in it and where they stand ("approved", "waiting", ...)."""
+    outcome: str = ""
+    """How it ended in the workflow's own terms ("approved", "timed out"); empty while
+    it runs. A cancelled or failed workflow reads as such whatever this says."""
 
 
 class Workflow(BaseModel):
@@ -51,6 +69,10 @@ class Workflow(BaseModel):
     async def on_failure(self, error: str) -> None:
         """Called once, best effort, after the engine marked the workflow failed (a step
         failed too often, or the code no longer matches it). Override to tell someone."""
+
+    def summary(self) -> Summary:
+        """Override to say what this workflow is about (the default names its type)."""
+        return Summary(title=self.workflow_type)
 
     def definition(self) -> Stmt:
         raise NotImplementedError(f"{type(self).__name__} must define definition()")
