@@ -138,6 +138,39 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
                 text="Slack could not open the form in time; please click Deny again.",
             )
 
+    @app.action(messages.FULL_REQUEST_ACTION)
+    async def full_request(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        requests_first.later(open_full_request(body, respond, client), urgent=True)
+
+    async def open_full_request(
+        body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        """The whole request text in a modal, for the people who have a part in it."""
+        user = body["user"]["id"]
+        try:
+            request = messages.decode_request(body["actions"][0]["value"])
+            summary = (await engine.load(request.workflow_id)).summary()
+        except (KeyError, ValueError, TypeError):
+            await _tell(respond, "This button is not valid any more.")
+            return
+        except WorkflowError as e:
+            await _tell(respond, explain(e))
+            return
+        if user not in summary.people and user != summary.started_by:
+            await _tell(respond, "Only the requester and the approvers can read this request.")
+            return
+        try:
+            await client.views_open(
+                trigger_id=body["trigger_id"],
+                view=messages.full_request_modal(summary.started_by, summary.title),
+            )
+        except SlackApiError as e:
+            log.warning("could not open the request: %s", e.response.get("error"))
+            await _tell(respond, "Slack could not open the request in time; please click again.")
+
     @app.view(messages.DENY_VIEW)
     async def deny_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.messages import started
@@ -36,6 +37,7 @@ USAGE = (
 )
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_TOKEN = re.compile(r"\S+")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -65,23 +67,25 @@ def parse_duration(value: str) -> timedelta:
 
 
 def parse_approval(text: str) -> ApprovalCommand | None:
-    """Parse the command text; None means the user asked for help."""
-    words = text.split()
-    if not words:
+    """Parse the command text; None means the user asked for help.
+
+    Mentions and options come first; the description is the rest of the text exactly as
+    typed, line breaks included. The request's rules (quorum, self-approval, length) are
+    the model's (`ApprovalRequest`), not the parser's."""
+    tokens = list(_TOKEN.finditer(text))
+    if not tokens:
         raise UsageError("the command is empty: name at least one approver and what to approve")
-    if words[0].lower() in ("help", "-h", "--help"):
+    if tokens[0].group().lower() in ("help", "-h", "--help"):
         return None
     approvers: list[str] = []
     timeout = DEFAULT_TIMEOUT
     quorum = 1
-    rest: list[str] = []
+    description = ""
     i = 0
-    while i < len(words):
-        word = words[i]
+    while i < len(tokens):
+        word = tokens[i].group()
         mention = _MENTION.match(word)
-        if rest:  # the description has begun: everything after it is its text
-            rest.append(word)
-        elif mention:
+        if mention:
             if mention.group(1) not in approvers:
                 approvers.append(mention.group(1))
         elif word.startswith("@"):
@@ -89,9 +93,9 @@ def parse_approval(text: str) -> ApprovalCommand | None:
                 f"`{word}` is not a Slack user mention: pick the person from the @ menu"
             )
         elif word in ("--timeout", "--quorum"):
-            if i + 1 >= len(words):
+            if i + 1 >= len(tokens):
                 raise UsageError(f"`{word}` needs a value")
-            value = words[i + 1]
+            value = tokens[i + 1].group()
             if word == "--timeout":
                 timeout = parse_duration(value)
             else:
@@ -101,17 +105,22 @@ def parse_approval(text: str) -> ApprovalCommand | None:
             i += 1
         elif word.startswith("--"):
             raise UsageError(f"unknown option `{word}`: the options are --timeout and --quorum")
-        else:
-            rest.append(word)
+        else:  # the description begins: the rest of the text, as typed
+            description = text[tokens[i].start() :].rstrip()
+            break
         i += 1
     if not approvers:
         raise UsageError("name at least one approver with an @mention")
-    description = " ".join(rest).strip()
     if not description:
         raise UsageError("say what needs approving after the approvers")
-    if quorum > len(approvers):
-        raise UsageError(f"`--quorum {quorum}` is more than the {len(approvers)} approver(s) named")
     return ApprovalCommand(tuple(approvers), description, timeout, quorum)
+
+
+def rule_error(error: ValidationError) -> UsageError:
+    """The model's refusal, in the words it gave (pydantic prefixes "Value error, ")."""
+    first = error.errors()[0]
+    message = str(first.get("msg", "")).removeprefix("Value error, ")
+    return UsageError(message)
 
 
 def format_duration(duration: timedelta) -> str:
@@ -133,25 +142,24 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
         requester = str(command.get("user_id", ""))
         try:
             parsed = parse_approval(str(command.get("text", "")))
-            if parsed is not None and sum(u != requester for u in parsed.approvers) < max(
-                parsed.quorum, 1
-            ):
-                raise UsageError("you cannot approve your own request: name other approvers")
+            if parsed is None:
+                await ack(response_type="ephemeral", text=USAGE)
+                return
+            request = ApprovalRequest(
+                requester=requester,
+                approvers=list(parsed.approvers),
+                text=parsed.text,
+                quorum=parsed.quorum,
+                timeout=parsed.timeout,
+                channel=str(command.get("channel_id", "")),
+            )
+        except ValidationError as e:
+            await ack(response_type="ephemeral", text=f":warning: {rule_error(e)}\n\n{USAGE}")
+            return
         except UsageError as e:
             await ack(response_type="ephemeral", text=f":warning: {e}\n\n{USAGE}")
             return
-        if parsed is None:
-            await ack(response_type="ephemeral", text=USAGE)
-            return
-        approvers = list(parsed.approvers)
-        request = ApprovalRequest(
-            requester=requester,
-            approvers=approvers,
-            text=parsed.text,
-            quorum=parsed.quorum,
-            timeout=parsed.timeout,
-            channel=str(command.get("channel_id", "")),
-        )
+        approvers = request.approvers
         # Stored before acknowledging: once the requester reads "sent", nothing can lose
         # it. An insert is milliseconds; the deadline keeps the answer within Slack's 3 s.
         creating = asyncio.ensure_future(engine.new_workflow(request))

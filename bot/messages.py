@@ -21,7 +21,10 @@ FALLBACK_TEXT_MAX = 4000
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
+FULL_REQUEST_ACTION = "approval_full_request"
 DENY_VIEW = "approval_deny_reason"
+PREVIEW_MAX = 2800  # of the request text in a message; the rest is one click away
+MODAL_BLOCKS_MAX = 100
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
 REASON_MAX = 1000
@@ -29,6 +32,39 @@ REASON_MAX = 1000
 
 def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def preview(text: str, limit: int = PREVIEW_MAX) -> str:
+    """The start of `text`, cut at a line break (or else a space) near `limit`."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    for sep in ("\n", " "):
+        at = head.rfind(sep)
+        if at > limit * 3 // 4:
+            head = head[:at]
+            break
+    return head.rstrip() + "…"
+
+
+def chunks(text: str, size: int = SECTION_TEXT_MAX) -> list[str]:
+    """`text` whole, in pieces of at most `size`, split at line breaks where possible."""
+    pieces: list[str] = []
+    while len(text) > size:
+        at = text.rfind("\n", 0, size)
+        if at < size // 2:
+            at = text.rfind(" ", 0, size)
+        if at < size // 2:
+            at = size
+        pieces.append(text[:at])
+        text = text[at:].lstrip("\n") if text[at : at + 1] == "\n" else text[at:]
+    pieces.append(text)
+    return [p for p in pieces if p.strip()] or [text]
+
+
+def quote(text: str) -> str:
+    """A block quote in mrkdwn: every line marked, so line breaks stay inside it."""
+    return "\n".join(f">{line}" for line in text.split("\n"))
 
 
 def mention(user: str) -> str:
@@ -82,45 +118,65 @@ def approval_request(
     text: str,
     deadline: datetime | None,
     quorum: int,
-    approvers: list[str],
+    approvers: int,
 ) -> dict[str, Any]:
-    """The DM an approver gets: what, who asks, until when, Approve and Deny."""
+    """The DM an approver gets: what, who asks, until when, Approve and Deny; a request
+    too long for a message shows its start and a button that opens the whole of it."""
     value = encode_request(request)
-    needed = "any one approver" if quorum == 1 else f"{quorum} of {len(approvers)} approvers"
+    if approvers == 1:
+        needed = "your approval"
+    elif quorum == 1:
+        needed = f"any one of {approvers} approvers"
+    elif quorum == approvers:
+        needed = f"all {approvers} approvers"
+    else:
+        needed = f"{quorum} of {approvers} approvers"
     details = f"Requested by {mention(requester)} · needs {needed}"
     if deadline is not None:
         details += f" · expires {slack_date(deadline)}"
+    buttons = [
+        button("Approve", APPROVE_ACTION, value, "primary"),
+        button("Deny", DENY_ACTION, value, "danger"),
+    ]
+    shown = preview(text)
+    if shown != text:
+        buttons.append(button("View full request", FULL_REQUEST_ACTION, value))
     blocks = [
         {
             "type": "header",
             "text": {"type": "plain_text", "text": cut("Approval requested", HEADER_TEXT_MAX)},
         },
-        section(text),
+        section(shown),
         context(details),
-        {
-            "type": "actions",
-            "block_id": "decision",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE_ACTION,
-                    "style": "primary",
-                    "value": value,
-                    "text": {"type": "plain_text", "text": cut("Approve", BUTTON_TEXT_MAX)},
-                },
-                {
-                    "type": "button",
-                    "action_id": DENY_ACTION,
-                    "style": "danger",
-                    "value": value,
-                    "text": {"type": "plain_text", "text": cut("Deny", BUTTON_TEXT_MAX)},
-                },
-            ],
-        },
+        {"type": "actions", "block_id": "decision", "elements": buttons},
     ]
     return {
         "text": cut(f"Approval requested by {mention(requester)}: {text}", FALLBACK_TEXT_MAX),
         "blocks": blocks_limited(blocks),
+    }
+
+
+def button(label: str, action_id: str, value: str, style: str = "") -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "value": value,
+        "text": {"type": "plain_text", "text": cut(label, BUTTON_TEXT_MAX)},
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def full_request_modal(requester: str, text: str) -> dict[str, Any]:
+    """The whole request, across as many sections as it takes (the model caps the text
+    so that it always fits)."""
+    sections = [section(piece) for piece in chunks(text)]
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Approval request"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [context(f"Requested by {mention(requester)}"), *sections][:MODAL_BLOCKS_MAX],
     }
 
 
@@ -135,7 +191,7 @@ def deny_modal(request: CallbackRequest, channel: str, text: str) -> dict[str, A
         "submit": {"type": "plain_text", "text": "Deny"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            section(f"You are denying:\n>{cut(text, SECTION_TEXT_MAX - 40)}"),
+            section(f"You are denying:\n{quote(preview(text, SECTION_TEXT_MAX // 2))}"),
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,
@@ -153,10 +209,16 @@ def deny_modal(request: CallbackRequest, channel: str, text: str) -> dict[str, A
 
 
 def outcome(
-    kind: str, *, text: str, by: list[str] | None = None, reason: str = "", error: str = ""
+    kind: str,
+    *,
+    text: str,
+    by: list[str] | None = None,
+    reason: str = "",
+    error: str = "",
+    cancelled_by: str = "",
 ) -> dict[str, Any]:
     """The DM telling the requester how their request ended."""
-    quoted = f"\n>{cut(text, 1500)}"
+    quoted = "\n" + quote(preview(text, 1500))
     if kind == "approved":
         head = f":white_check_mark: Your request was *approved* by {mentions(by or [])}."
     elif kind == "denied":
@@ -165,9 +227,20 @@ def outcome(
             head += f"\n*Reason:* {cut(reason, REASON_MAX)}"
     elif kind == "timed out":
         head = ":hourglass: Your request *timed out*: not enough approvers answered in time."
+    elif kind == "cancelled":
+        who = mention(cancelled_by) if is_user(cancelled_by) else "an operator"
+        head = f":no_entry_sign: Your request was *cancelled* by {who}."
+        if reason:
+            head += f"\n*Reason:* {cut(reason, REASON_MAX)}"
+        head += "\nThe approvers' messages were withdrawn."
     else:
         head = f":warning: Your request *failed*: {cut(error, 500)}"
     return {"text": cut(f"{head}{quoted}", FALLBACK_TEXT_MAX), "blocks": [section(head + quoted)]}
+
+
+def is_user(actor: str) -> bool:
+    """Whether `actor` is a Slack user id (not an operator such as `cli:root`)."""
+    return len(actor) > 1 and actor[0] in "UW" and actor[1:].isalnum() and actor.isupper()
 
 
 def started(approvers: list[str], quorum: int, timeout: str) -> str:

@@ -6,7 +6,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from callbacks.slack import post_once
-from workflows.approval import APPROVED, DENIED, ApprovalRequest
+from workflows.approval import APPROVED, CANCELLED, DENIED, ApprovalRequest
 
 
 class SlackNotifier:
@@ -15,14 +15,17 @@ class SlackNotifier:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def tell_requester(self, request: ApprovalRequest, outcome: str, error: str = "") -> None:
-        by = request.approved_by if outcome == APPROVED else [request.denied_by]
+    async def tell_requester(
+        self, request: ApprovalRequest, outcome: str, detail: str = "", by: str = ""
+    ) -> None:
+        deciders = request.approved_by if outcome == APPROVED else [request.denied_by]
         payload = messages.outcome(
             outcome,
             text=request.text,
-            by=by if outcome in (APPROVED, DENIED) else None,
-            reason=request.reason,
-            error=error,
+            by=deciders if outcome in (APPROVED, DENIED) else None,
+            reason=detail if outcome == CANCELLED else request.reason,
+            error=detail,
+            cancelled_by=by,
         )
         # The step may run again after a crash: look for the notice before posting it.
         await post_once(

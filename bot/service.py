@@ -33,7 +33,7 @@ def render_request(request: CallbackRequest, handler: WaitForUserAction) -> dict
         text=handler.text,
         deadline=handler.deadline,
         quorum=handler.quorum,
-        approvers=handler.approvers,
+        approvers=handler.panel or len(handler.approvers),
     )
 
 

@@ -28,6 +28,9 @@ class WaitForUserAction:
     quorum: int = 1
     deadline: datetime | None = None
     allow_self: bool = False
+    panel: int = 0
+    """How many approvers the request has in all (0: just `approvers`), for messages that
+    say "2 of 3": a workflow may ask each approver in a wait of their own."""
     type: ClassVar[str] = "slack_user_action"
 
     def check(self, user: str) -> None:

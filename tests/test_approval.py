@@ -3,6 +3,7 @@ recording notifier and manager in place of Slack."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -19,11 +20,13 @@ class RecordingNotifier:
         self.told: list[tuple[str, str]] = []
         self.failures = failures
 
-    async def tell_requester(self, request: ApprovalRequest, outcome: str, error: str = "") -> None:
+    async def tell_requester(
+        self, request: ApprovalRequest, outcome: str, detail: str = "", by: str = ""
+    ) -> None:
         if self.failures and outcome != "failed":
             self.failures -= 1
             raise ConnectionError("slack is down")
-        self.told.append((outcome, error))
+        self.told.append((outcome, detail))
 
 
 async def kit_for(make_kit: KitFactory, notifier: RecordingNotifier, **options: object):  # type: ignore[no-untyped-def]
@@ -138,3 +141,44 @@ async def test_requester_is_told_when_the_request_fails(make_kit: KitFactory) ->
     assert "ConnectionError: slack is down" in (info.error or "")
     with pytest.raises(WorkflowFinished, match="failed"):
         await kit.engine.on_callback(a, decision("A"))
+
+
+async def test_a_cancel_tells_the_requester_once_even_when_slack_fails(
+    make_kit: KitFactory,
+) -> None:
+    notifier = RecordingNotifier(failures=2)
+    kit = await kit_for(make_kit, notifier)
+    wid = await kit.engine.new_workflow(
+        ApprovalRequest(requester="R", approvers=["A", "B"], text="Deploy")
+    )
+    await kit.drain()
+    await kit.engine.cancel(wid, "wrong environment", actor="cli:ops")
+    await kit.drain()
+    assert notifier.told == []  # Slack failed: retried with backoff
+    for _ in range(2):
+        await kit.advance(kit.engine.retry_max)
+    assert notifier.told == [("cancelled", "wrong environment")]
+    record = await kit.engine.db.get(wid)
+    assert (record.status, record.state.orphans) == ("cancelled", [])
+    manager: ManualManager = kit.engine.callbacks[WaitForUserAction.type]  # type: ignore[assignment]
+    assert sorted(n for n, _, _ in manager.teardowns) == ["action A", "action B"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"approvers": []}, "name at least one approver"),
+        ({"approvers": ["A"], "quorum": 0}, "the quorum must be at least 1"),
+        ({"approvers": ["A"], "quorum": 2}, "the quorum (2) is more than the 1 approver named"),
+        ({"approvers": ["R"]}, "you cannot approve your own request"),
+        ({"approvers": ["A", "A"]}, "each approver can be named only once"),
+        ({"approvers": ["A"], "text": "  "}, "say what needs approving"),
+    ],
+)
+async def test_the_request_refuses_what_can_never_be_approved(
+    make_kit: KitFactory, fields: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        ApprovalRequest.model_validate({"requester": "R", "text": "Deploy", **fields})
+    ok = ApprovalRequest(requester="R", approvers=["R"], text="Deploy", allow_self=True)
+    assert ok.summary().people == {"R": "waiting"}

@@ -6,7 +6,7 @@ import asyncio
 
 from bot import messages
 from tests.processes import poll
-from tests.slackbot import ALICE, BOB, EVE, RITA, Bot, at
+from tests.slackbot import ALICE, BOB, CAROL, EVE, RITA, Bot, at
 
 
 async def test_approve(bot_on_each_db: Bot) -> None:
@@ -165,7 +165,8 @@ async def test_malformed_commands_get_usage_and_start_nothing(bot: Bot) -> None:
         "Deploy now": "name at least one approver",
         f"{at(ALICE)}": "say what needs approving",
         f"{at(ALICE)} --timeout soon Deploy": "`soon` is not a duration",
-        f"{at(ALICE)} --quorum 2 Deploy": "`--quorum 2` is more than the 1 approver(s)",
+        f"{at(ALICE)} --quorum 2 Deploy": "the quorum (2) is more than the 1 approver named",
+        f"{at(ALICE)} {at(RITA)} --quorum 2 Deploy": "only 1 of the approvers can approve",
         f"{at(ALICE)} --fast Deploy": "unknown option `--fast`",
         "@alice Deploy": "`@alice` is not a Slack user mention",
         f"{at(RITA)} Deploy": "you cannot approve your own request",
@@ -181,20 +182,64 @@ async def test_malformed_commands_get_usage_and_start_nothing(bot: Bot) -> None:
     assert await bot.service.engine.db.list_workflows() == []  # type: ignore[attr-defined]
 
 
-async def test_long_descriptions_are_cut_to_block_kit_limits(bot: Bot) -> None:
-    long = "x" * 5000
-    await bot.slack.slash_command(RITA, f"{at(ALICE)} {long}")
+async def test_approvers_read_the_whole_panel_and_quorum(bot: Bot) -> None:
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} {at(BOB)} {at(CAROL)} --quorum 2 Deploy")
+    for user in (ALICE, BOB, CAROL):
+        context = (await bot.request_dm(user)).blocks[2]["elements"][0]["text"]
+        assert "needs 2 of 3 approvers" in context, context
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} {at(BOB)} --quorum 2 Rotate keys")
+    rotate = await bot.dm(BOB, "Rotate keys")
+    assert "needs all 2 approvers" in rotate.blocks[2]["elements"][0]["text"]
+    await bot.slack.slash_command(RITA, f"{at(CAROL)} Buy a desk")
+    desk = await bot.dm(CAROL, "Buy a desk")
+    assert "needs your approval" in desk.blocks[2]["elements"][0]["text"]
+
+
+async def test_line_breaks_reach_approver_and_requester(bot: Bot) -> None:
+    text = "Deploy api v2.3\n\n• migrations: yes\n• downtime: none"
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} --timeout 1h {text}")
     to_alice = await bot.request_dm(ALICE)
-    section = next(b for b in to_alice.blocks if b["type"] == "section")
-    assert len(section["text"]["text"]) == 3000
+    assert to_alice.blocks[1]["text"]["text"] == text
     await bot.slack.click(ALICE, to_alice, messages.DENY_ACTION)
     await poll(lambda: bot.slack.open_views(ALICE), 10, "the modal did not open")
     (modal,) = bot.slack.open_views(ALICE)
+    assert ">• migrations: yes\n>• downtime: none" in modal.view["blocks"][0]["text"]["text"]
     await bot.slack.submit_view(
-        ALICE, modal, {messages.REASON_BLOCK: {messages.REASON_INPUT: "y" * 900}}
+        ALICE, modal, {messages.REASON_BLOCK: {messages.REASON_INPUT: "Wait for Monday"}}
     )
     outcome = await bot.dm(RITA, "denied")
-    assert len(outcome.blocks[0]["text"]["text"]) <= 3000
+    assert ">Deploy api v2.3\n>\n>• migrations: yes\n>• downtime: none" in outcome.text
+
+
+async def test_a_long_request_is_readable_whole(bot: Bot) -> None:
+    paragraphs = [f"Paragraph {i}: " + "all the details of the change. " * 40 for i in range(14)]
+    text = "\n\n".join(paragraphs)  # about 17,500 characters
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} {text}")
+    to_alice = await bot.request_dm(ALICE)
+    shown = to_alice.blocks[1]["text"]["text"]
+    assert shown.endswith("…")
+    assert len(shown) <= messages.PREVIEW_MAX
+    assert text.startswith(shown.removesuffix("…"))
+    await bot.slack.click(EVE, to_alice, messages.FULL_REQUEST_ACTION)  # not for strangers
+    await poll(lambda: bot.ephemeral_texts(EVE), 10, "the stranger was not answered")
+    assert bot.ephemeral_texts(EVE) == [
+        "Only the requester and the approvers can read this request."
+    ]
+    await bot.slack.click(ALICE, to_alice, messages.FULL_REQUEST_ACTION)
+    await poll(lambda: bot.slack.open_views(ALICE), 10, "the full request did not open")
+    (modal,) = bot.slack.open_views(ALICE)
+    sections = [b["text"]["text"] for b in modal.view["blocks"] if b["type"] == "section"]
+    assert len(sections) > 1
+    assert all(s in text and "\n\n" in s for s in sections)
+    assert "".join("".join(sections).split()) == "".join(text.split())  # all of it, in order
+    assert bot.slack.open_views(EVE) == []
+    assert await bot.status(await bot.only_workflow()) == "waiting"  # reading decides nothing
+
+
+async def test_a_request_too_long_to_show_is_refused_with_the_limit(bot: Bot) -> None:
+    answer = await bot.slack.slash_command(RITA, f"{at(ALICE)} {'x' * 40_001}")
+    assert "the request is 40,001 characters long; at most 40,000" in answer.json["text"]
+    assert await bot.service.engine.db.list_workflows() == []  # type: ignore[attr-defined]
 
 
 async def test_rate_limits_and_server_errors_still_post_one_dm_each(bot: Bot) -> None:

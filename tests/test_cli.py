@@ -68,6 +68,9 @@ async def test_bad_input_is_refused_and_changes_nothing(bot: Bot) -> None:
     cases: list[tuple[list[str], str]] = [
         (["workflows", "show", "nope"], "no workflow with id 'nope'"),
         (["workflows", "set", waiting, "quorum=many"], "the new data does not validate"),
+        (["workflows", "set", waiting, "quorum=0"], "the quorum must be at least 1 (it is 0)"),
+        (["workflows", "set", waiting, "quorum=2"], "the quorum (2) is more than the 1 approver"),
+        (["workflows", "set", waiting, "approvers=[]"], "name at least one approver"),
         (["workflows", "set", waiting, "colour=blue"], "approval has no field colour"),
         (["workflows", "set", waiting, "quorum"], "is not FIELD=VALUE"),
         (["workflows", "goto", waiting, "teleport"], "no statement 'teleport'"),
@@ -97,6 +100,16 @@ async def test_cancel_tears_down_the_slack_messages(bot: Bot) -> None:
     history = await bot.service.engine.history(wid)
     assert history[-1]["kind"] == "cancelled"
     assert history[-1]["actor"].startswith("cli:")
+    told = await bot.dm(RITA, "cancelled")
+    assert "Your request was *cancelled* by an operator." in told.text
+    assert "*Reason:* duplicate request" in told.text
+    assert ">Cancel me" in told.text
+
+    async def settled() -> bool:
+        return (await bot.service.engine.db.get(wid)).state.orphans == []
+
+    await poll(settled, 15, "the cancel's teardowns were not all done")
+    assert len([m for m in bot.slack.visible(RITA) if "cancelled" in m.text]) == 1
 
 
 async def test_repair_a_workflow_whose_step_was_removed(bot: Bot) -> None:

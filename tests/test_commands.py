@@ -1,12 +1,11 @@
-"""Parsing `/approval` text and building Block Kit payloads: pure functions."""
+"""Parsing `/approval` text: pure functions (what the bot shows is tested through the app)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from bot import messages
 from bot.commands import (
     ApprovalCommand,
     UsageError,
@@ -14,8 +13,6 @@ from bot.commands import (
     parse_approval,
     parse_duration,
 )
-from bot.sandbox.blockkit import check_blocks, check_view
-from workflows import CallbackRequest
 
 
 @pytest.mark.parametrize(
@@ -55,6 +52,12 @@ def test_defaults_and_duplicate_mentions() -> None:
     assert parsed == ApprovalCommand(("U1",), "Buy coffee", timedelta(hours=24), 1)
 
 
+def test_the_description_keeps_its_line_breaks() -> None:
+    parsed = parse_approval("<@U1>  --timeout 1h Deploy api\n\n- step one\n  - nested\n")
+    assert parsed is not None
+    assert parsed.text == "Deploy api\n\n- step one\n  - nested"
+
+
 def test_help() -> None:
     assert parse_approval("help") is None
     assert parse_approval("  --help ") is None
@@ -69,7 +72,6 @@ def test_help() -> None:
         ("<@U1> --quorum", "`--quorum` needs a value"),
         ("<@U1> --quorum 0 x", "must be a whole number of at least 1"),
         ("<@U1> --quorum two x", "must be a whole number of at least 1"),
-        ("<@U1> --quorum 3 x", "more than the 1 approver(s)"),
         ("<@U1> --timeout 0m x", "longer than zero"),
         ("<@U1> -- x", "unknown option `--`"),
         ("<@U1> --verbose x", "unknown option `--verbose`"),
@@ -81,27 +83,3 @@ def test_malformed(text: str, problem: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_approval(text)
     assert problem in str(caught.value)
-
-
-def test_payloads_respect_block_kit_limits() -> None:
-    request = CallbackRequest(
-        workflow_id="w" * 32, thread_id="ask-U123", name="action U123", pc=12345
-    )
-    huge = "é" * 10_000
-    message = messages.approval_request(
-        request,
-        requester="U9",
-        text=huge,
-        deadline=datetime(2030, 1, 1, tzinfo=UTC),
-        quorum=2,
-        approvers=["U1", "U2", "U3"],
-    )
-    check_blocks(message["blocks"])
-    assert len(message["text"]) <= messages.FALLBACK_TEXT_MAX
-    value = message["blocks"][-1]["elements"][0]["value"]
-    assert messages.decode_request(value) == request
-    check_view(messages.deny_modal(request, "D1", huge))
-    for kind in ("approved", "denied", "timed out", "failed"):
-        check_blocks(
-            messages.outcome(kind, text=huge, by=["U1"], reason=huge, error=huge)["blocks"]
-        )

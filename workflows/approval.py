@@ -23,6 +23,11 @@ APPROVED = "approved"
 DENIED = "denied"
 TIMED_OUT = "timed out"
 FAILED = "failed"
+CANCELLED = "cancelled"
+
+MAX_TEXT = 40_000
+"""The longest request anyone can be shown whole: Slack's limit for a message's text, and
+what the "View full request" modal holds in its sections."""
 
 
 @runtime_checkable
@@ -30,8 +35,11 @@ class Notifier(Protocol):
     """Tells the requester how their request ended (the bot sends a Slack DM)."""
 
     async def tell_requester(
-        self, request: ApprovalRequest, outcome: str, error: str = ""
-    ) -> None: ...
+        self, request: ApprovalRequest, outcome: str, detail: str = "", by: str = ""
+    ) -> None:
+        """`detail`: the error of a failed request, the reason of a cancelled one; `by`:
+        who cancelled it."""
+        ...
 
 
 class ApprovalRequest(Workflow):
@@ -78,6 +86,11 @@ class ApprovalRequest(Workflow):
             raise ValueError("the timeout must be longer than zero")
         if not self.text.strip():
             raise ValueError("say what needs approving")
+        if len(self.text) > MAX_TEXT:
+            raise ValueError(
+                f"the request is {len(self.text):,} characters long; at most {MAX_TEXT:,} "
+                "can be shown to approvers: shorten it, or link to the details"
+            )
         return self
 
     @property
@@ -139,6 +152,7 @@ class ApprovalRequest(Workflow):
                     quorum=self.quorum,
                     deadline=self.deadline,
                     allow_self=self.allow_self,
+                    panel=len(self.approvers),
                 ),
             ),
         )
@@ -166,6 +180,9 @@ class ApprovalRequest(Workflow):
 
     async def on_failure(self, error: str) -> None:
         await self.service(Notifier).tell_requester(self, FAILED, error)  # type: ignore[type-abstract]
+
+    async def on_cancel(self, reason: str, actor: str) -> None:
+        await self.service(Notifier).tell_requester(self, CANCELLED, reason, by=actor)  # type: ignore[type-abstract]
 
     def result(self) -> dict[str, Any]:
         return {

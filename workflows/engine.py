@@ -32,6 +32,8 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from workflows import statements as st
+from workflows.cancellation import EVENT_TYPE as CANCELLED_EVENT
+from workflows.cancellation import OnCancel, owe_on_cancel
 from workflows.errors import (
     CallbackError,
     CorruptWorkflow,
@@ -138,6 +140,7 @@ class Engine:
                 raise DefinitionError(f"two workflow classes named {cls.workflow_type!r}")
             self.workflows[cls.workflow_type] = cls
         self.callbacks: dict[str, CallbackManager] = dict(callbacks or {})
+        self.callbacks[CANCELLED_EVENT] = OnCancel(self)
         self.resumer = resumer
         self.clock: Clock = clock or SystemClock()
         self.interpreter = Interpreter(self.callbacks, self.clock.now)
@@ -227,6 +230,11 @@ class Engine:
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
+
+    async def load(self, workflow_id: str) -> Workflow:
+        """The workflow's data as its model, with the engine's services (for hooks that
+        run outside a step, such as `on_cancel`)."""
+        return self._load(await self.db.get(workflow_id))
 
     async def history(self, workflow_id: str) -> list[dict[str, Any]]:
         await self.db.get(workflow_id)
@@ -325,7 +333,9 @@ class Engine:
         self._wake(workflow_id)
 
     async def cancel(self, workflow_id: str, reason: str = "cancelled", actor: str = "") -> None:
-        """End the workflow as cancelled and tear down every open wait."""
+        """End the workflow as cancelled and tear down every open wait; the workflow's
+        `on_cancel(reason, actor)` then runs, at least once, in a process that runs
+        workflows (see workflows.cancellation)."""
 
         async def apply(record: Record) -> None:
             if record.status in TERMINAL:
@@ -333,6 +343,7 @@ class Engine:
             record.status = Status.CANCELLED
             record.error = reason
             record.state.orphan_all()
+            owe_on_cancel(record.state, reason, actor)
             record.due_at = self.clock.now()
             record.audit.append(AuditEntry("cancelled", input=reason, actor=actor))
 

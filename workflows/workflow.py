@@ -70,6 +70,11 @@ class Workflow(BaseModel):
         """Called once, best effort, after the engine marked the workflow failed (a step
         failed too often, or the code no longer matches it). Override to tell someone."""
 
+    async def on_cancel(self, reason: str, actor: str) -> None:
+        """Called after the workflow was cancelled (by `actor`, for `reason`), once its
+        cancel is committed: at least once, in a process that runs workflows, retried with
+        backoff until it returns. Override to tell someone; keep it idempotent."""
+
     def summary(self) -> Summary:
         """Override to say what this workflow is about (the default names its type)."""
         return Summary(title=self.workflow_type)
