@@ -46,11 +46,22 @@ def run() -> None:
     show_default=True,
     help="Where the sandbox keeps its workflows.",
 )
-def sandbox(port: int, host: str, database_url: str) -> None:
-    """Run the real bot against a built-in Slack, with a page to use it: no workspace needed."""
-    from bot.sandbox.page import serve_sandbox
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start empty: forget the workflows and messages of earlier runs (SQLite only).",
+)
+def sandbox(port: int, host: str, database_url: str, fresh: bool) -> None:
+    """Run the real bot against a built-in Slack, with a page to use it: no workspace needed.
+    Workflows and the built-in Slack's messages are kept across restarts."""
+    from bot.sandbox.page import forget, serve_sandbox
 
     configure_logging("INFO")
+    if fresh:
+        try:
+            forget(database_url)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     try:
         asyncio.run(serve_sandbox(host, port, database_url))
     except OSError as e:

@@ -8,6 +8,7 @@ Without Chromium these tests are skipped with a message saying how to enable the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from bot import messages
 from bot.sandbox.page import Sandbox, running_sandbox
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -104,7 +106,12 @@ async def test_request_then_approve(page: Page, sandbox: Sandbox) -> None:
     await open_conversation(page, sandbox.slack.dm_channel("U0ALICE"))
     request = page.locator(".message", has_text="Deploy api v2.3 to production")
     await expect(request).to_have_count(1)
-    await expect(page.locator(".workflow").first).to_have_attribute("data-status", "waiting")
+    panel = page.locator(".workflow").first
+    await expect(panel).to_have_attribute("data-outcome", "waiting")
+    await expect(panel.locator(".wf-title")).to_have_text("Deploy api v2.3 to production")
+    await expect(panel.locator(".wf-by")).to_have_text("asked by @rita")
+    await expect(panel.locator('[data-user="U0ALICE"]')).to_contain_text("@alice waiting")
+    await expect(panel.locator(".wf-threads")).to_be_hidden()  # engine detail: folded away
     await shot(page, "2-approver-dm")
     await request.locator('button.bk-button[data-action-id="approval_approve"]').click()
     await expect(request).to_have_count(0)  # deleted once settled
@@ -114,7 +121,13 @@ async def test_request_then_approve(page: Page, sandbox: Sandbox) -> None:
     await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
     await expect(page.locator("#messages")).to_contain_text("approved")
     await expect(page.locator("#messages")).to_contain_text("@alice")
-    await expect(page.locator(".workflow").first).to_have_attribute("data-status", "finished")
+    panel = page.locator(".workflow").first
+    await expect(panel.locator(".badge")).to_have_text("approved")
+    await expect(panel.locator('[data-user="U0ALICE"]')).to_contain_text("@alice approved")
+    await expect(panel.locator('[data-user="U0BOB"]')).to_contain_text("@bob did not answer")
+    await panel.locator(".wf-detail > summary").click()
+    await expect(panel.locator(".wf-id")).to_have_text(re.compile("^[0-9a-f]{32}$"))
+    await expect(panel.locator(".wf-threads")).to_be_visible()
     await shot(page, "3-approved")
 
 
@@ -136,6 +149,7 @@ async def test_deny_with_a_reason_through_the_modal(page: Page, sandbox: Sandbox
     await act_as(page, "U0RITA")
     await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
     await expect(page.locator("#messages")).to_contain_text("Not without a ticket")
+    await expect(page.locator(".workflow").first.locator(".badge")).to_have_text("denied")
     await shot(page, "5-denied")
 
 
@@ -144,7 +158,7 @@ async def test_short_timeout_fires_while_watching(page: Page, sandbox: Sandbox) 
     await say(page, "/approval @bob --timeout 2s Quick question")
     await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
     await expect(page.locator("#messages")).to_contain_text("timed out", timeout=15_000)
-    await expect(page.locator(".workflow").first).to_have_attribute("data-status", "finished")
+    await expect(page.locator(".workflow").first.locator(".badge")).to_have_text("timed out")
     await shot(page, "6-timed-out")
 
 
@@ -198,3 +212,24 @@ async def test_updates_keep_the_buttons_under_the_pointer(page: Page, sandbox: S
     await expect(deny).to_have_attribute("data-kept", "yes")
     await deny.click()
     await expect(page.locator("#modal")).to_be_visible()
+
+
+async def test_a_long_multiline_request_is_read_whole(page: Page, sandbox: Sandbox) -> None:
+    await act_as(page, "U0RITA")
+    details = "\n".join(
+        f"{i}. " + "check the rollout plan and its dashboards " * 8 for i in range(20)
+    )
+    await page.fill("#composer", f"/approval @bob Deploy api v2.3\n\nSteps:\n{details}")
+    await page.press("#composer", "Enter")
+    await act_as(page, "U0BOB")
+    await open_conversation(page, sandbox.slack.dm_channel("U0BOB"))
+    request = page.locator(".message", has_text="Deploy api v2.3")
+    await expect(request).to_contain_text("Steps:")
+    await shot(page, "9-long-request")
+    await request.locator(f'button[data-action-id="{messages.FULL_REQUEST_ACTION}"]').click()
+    modal = page.locator("#modal")
+    await expect(modal).to_contain_text("19. check the rollout plan")  # the end, not cut
+    await expect(modal.locator("#modal-submit")).to_have_count(0)  # only Close
+    await shot(page, "10-full-request")
+    await page.click("#modal-cancel")
+    await expect(modal).to_have_count(0)

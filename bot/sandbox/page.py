@@ -26,10 +26,12 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.memory import SlackMemory
 from bot.sandbox.slack import BOT_USER_ID, SLACKBOT, Message, SlackStandin
 from bot.server import web_app
 from bot.service import Service, build
 from bot.settings import Settings
+from workflows.types import Record
 
 log = logging.getLogger("bot.sandbox")
 
@@ -65,10 +67,14 @@ class Sandbox:
     service: Service
     url: str
     runner: web.AppRunner
+    memory: SlackMemory
+    restored: int
+    """How many messages of an earlier run the built-in Slack brought back."""
 
     async def close(self) -> None:
         await self.runner.cleanup()
         await self.service.close()
+        await self.memory.close()
         await self.slack.close()
 
 
@@ -98,6 +104,9 @@ async def running_sandbox(
         slack_api_url=slack.api_url,
         port=0,
     )
+    memory = SlackMemory(slack, database_url)
+    restored = await memory.restore()
+    memory.watch()
     service = build(settings, sweep_interval=sweep_interval)
     app = web_app(service)
     app.add_routes(slack.routes())
@@ -108,7 +117,7 @@ async def running_sandbox(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    sandbox = Sandbox(slack, service, base, runner)
+    sandbox = Sandbox(slack, service, base, runner, memory, restored)
     try:
         yield sandbox
     finally:
@@ -122,12 +131,30 @@ async def serve_sandbox(host: str, port: int, database_url: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running_sandbox(host, port, database_url) as sandbox:
+        kept = (
+            f"; {sandbox.restored} messages of the last run are back, so its requests can "
+            "still be answered (--fresh starts empty)"
+            if sandbox.restored
+            else ""
+        )
         print(
             f"\nApprovals sandbox: open {sandbox.url}/ in your browser "
-            f"(workflows in {database_url}; Ctrl-C stops)\n",
+            f"(workflows and messages in {database_url}{kept}; Ctrl-C stops)\n",
             flush=True,
         )
         await stop.wait()
+
+
+def forget(database_url: str) -> None:
+    """Remove the sandbox's SQLite database (workflows and the built-in Slack's messages)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or not url.database:
+        raise ValueError("--fresh removes a SQLite file; empty other databases yourself")
+    for suffix in ("", "-wal", "-shm"):
+        Path(url.database + suffix).unlink(missing_ok=True)
+    print(f"Starting fresh: removed {url.database}", flush=True)
 
 
 class PageApi:
@@ -222,6 +249,7 @@ class PageApi:
                     "id": r.id,
                     "type": r.type,
                     "status": r.status,
+                    **self._summary(r),
                     "error": r.error,
                     "output": r.output,
                     "created_at": r.created_at,
@@ -256,6 +284,23 @@ class PageApi:
                 }
             )
         return result
+
+    def _summary(self, record: Record) -> dict[str, Any]:
+        """What the panel leads with: the request, who asked, who answered, the outcome."""
+        outcome = record.status if record.status in ("cancelled", "failed") else ""
+        try:
+            workflow = self.service.engine.workflows[record.type].model_validate(record.data)
+            told = workflow.summary()
+        except (KeyError, ValueError) as e:
+            return {"outcome": outcome or "corrupt", "summary": None, "problem": str(e)}
+        return {
+            "outcome": outcome or told.outcome or record.status,
+            "summary": {
+                "title": told.title,
+                "started_by": told.started_by,
+                "people": told.people,
+            },
+        }
 
     # --- acting as a person ----------------------------------------------------------------
 

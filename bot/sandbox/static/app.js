@@ -20,6 +20,7 @@ const ui = {
   baseline: null, // latest ts when the page loaded: older messages count as read
   pendingClicks: new Set(), // "ts action_id" of clicks awaiting their response
   openHistories: new Set(), // workflow ids whose history is expanded
+  openDetails: new Set(), // workflow ids whose engine details are expanded
   submitErrors: {}, // view id -> errors from the last submit response
   rendered: {}, // signatures of what is on screen, to skip needless re-renders
 };
@@ -493,12 +494,16 @@ function renderModal(entry) {
 
 function buildModal({ id, view }) {
   const cancel = el("button", { type: "button", id: "modal-cancel", className: "btn" }, textOf(view.close) || "Cancel");
-  const submit = el("button", { type: "submit", id: "modal-submit", className: "btn primary" }, textOf(view.submit) || "Submit");
+  // As in Slack, a modal without `submit` (one that only shows something) has no submit button.
+  const submit = view.submit ? el("button", { type: "submit", id: "modal-submit", className: "btn primary" }, textOf(view.submit)) : null;
   const form = el("form", { className: "modal-card", role: "dialog", "aria-modal": "true", "aria-labelledby": "modal-title" },
     el("h2", { id: "modal-title" }, textOf(view.title)),
     el("div", { className: "modal-body" }, ...(view.blocks || []).map(renderModalBlock)),
     el("div", { className: "modal-actions" }, cancel, submit));
-  form.addEventListener("submit", (event) => { event.preventDefault(); submitModal(id); });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (submit) submitModal(id);
+  });
   cancel.addEventListener("click", () => cancelModal(id));
   return el("div", { id: "modal", className: "modal-overlay", "data-view-id": id }, form);
 }
@@ -567,14 +572,39 @@ function renderWorkflows(workflows) {
 }
 
 function renderWorkflow(w) {
-  return el("div", { className: "workflow", "data-workflow-id": w.id, "data-status": w.status },
-    el("div", { className: "wf-head" },
-      el("code", { className: "wf-id", title: w.id }, String(w.id).slice(0, 8)),
-      el("span", { className: "wf-type" }, w.type || ""),
-      el("span", { className: `badge status-${w.status}` }, w.status || "")),
+  const summary = w.summary;
+  const who = (id) => (userName(id) ? `@${userName(id)}` : id);
+  const title = summary ? firstLine(summary.title, 160) : `${w.type} (its data no longer reads)`;
+  const people = summary ? Object.entries(summary.people || {}) : [];
+  const details = el("details", { className: "wf-detail", open: ui.openDetails.has(w.id) },
+    el("summary", {}, "Details"),
+    el("div", { className: "wf-meta" },
+      el("code", { className: "wf-id", title: "approval-bot workflows show accepts this id, or its first characters" }, w.id),
+      el("span", { className: "wf-type" }, `${w.type} · ${w.status}`)),
+    w.problem ? el("div", { className: "wf-error" }, w.problem) : null,
     renderThreads(w.threads || []),
-    ENDED.includes(w.status) ? renderOutcome(w) : null,
+    ENDED.includes(w.status) && !w.error ? renderOutput(w) : null,
     renderHistory(w));
+  details.addEventListener("toggle", () => {
+    if (details.open) ui.openDetails.add(w.id);
+    else ui.openDetails.delete(w.id);
+  });
+  return el("div", { className: "workflow", "data-workflow-id": w.id, "data-status": w.status, "data-outcome": w.outcome },
+    el("div", { className: "wf-head" },
+      el("span", { className: `badge outcome-${String(w.outcome).replace(/ /g, "-")}` }, w.outcome || w.status),
+      el("span", { className: "wf-when" }, clockFromIso(w.created_at))),
+    el("p", { className: "wf-title", title: summary ? summary.title : "" }, title),
+    summary && summary.started_by ? el("p", { className: "wf-by" }, `asked by ${who(summary.started_by)}`) : null,
+    people.length ? el("ul", { className: "wf-people" }, ...people.map(([id, answer]) =>
+      el("li", { "data-user": id, "data-answer": answer }, `${who(id)} `, el("span", { className: "wf-answer" }, answer)))) : null,
+    w.error ? el("div", { className: "wf-error" }, `${w.status === "cancelled" ? "Cancelled" : "Failed"}: ${w.error}`) : null,
+    details);
+}
+
+function firstLine(text, limit) {
+  const line = String(text || "").split("\n")[0];
+  const more = line.length > limit || String(text || "").includes("\n");
+  return (line.length > limit ? line.slice(0, limit - 1) : line) + (more ? "…" : "");
 }
 
 function renderThreads(threads) {
@@ -584,8 +614,7 @@ function renderThreads(threads) {
     (t.events || []).length ? el("ul", { className: "wf-events" }, ...t.events.map(event)) : null)));
 }
 
-function renderOutcome(w) {
-  if (w.error) return el("div", { className: "wf-error" }, w.error);
+function renderOutput(w) {
   if (w.output === null || w.output === undefined) return null;
   return el("pre", { className: "wf-output" }, JSON.stringify(w.output, null, 2));
 }

@@ -1,0 +1,146 @@
+"""The sandbox as a user runs it (`python -m bot sandbox`, a real process): what it keeps
+across a restart, and what `--fresh` forgets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.processes import ROOT, free_port, poll
+
+
+class SandboxProcess:
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = directory / f"sandbox-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "sandbox", "--port", str(self.port), *args],
+                cwd=directory,
+                env={**env, "PYTHONPATH": str(ROOT)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def call(self, method: str, path: str, **body: Any) -> Any:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, self.url + path, json=body or None) as response,
+        ):
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def ready(self) -> None:
+        async def up() -> bool:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                await self.call("GET", "/sandbox/api/state")
+            except aiohttp.ClientError:
+                return False
+            return True
+
+        await poll(up, 30, "the sandbox did not serve its page")
+
+    async def messages(self, user: str, channel: str) -> list[dict[str, Any]]:
+        state = await self.call("GET", f"/sandbox/api/state?user={user}")
+        found: list[dict[str, Any]] = state["messages"][channel]
+        return found
+
+    async def dm_of(self, user: str) -> str:
+        state = await self.call("GET", f"/sandbox/api/state?user={user}")
+        return next(c["id"] for c in state["conversations"] if c.get("with") == user)
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(30)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[SandboxProcess]]:
+    started: list[SandboxProcess] = []
+    yield started
+    for p in started:
+        if p.process.poll() is None:
+            p.stop(signal.SIGKILL)
+
+
+def kept(database: Path, text: str) -> bool:
+    """Whether the sandbox's Slack has saved a message containing `text`."""
+    if not database.exists():
+        return False
+    with sqlite3.connect(database) as db:
+        try:
+            rows = db.execute("SELECT doc FROM sandbox_slack").fetchall()
+        except sqlite3.OperationalError:
+            return False
+    return any(text in doc for (doc,) in rows)
+
+
+async def test_a_request_waiting_before_a_kill_is_answered_after_the_restart(
+    tmp_path: Path, processes: list[SandboxProcess]
+) -> None:
+    first = SandboxProcess(tmp_path)
+    processes.append(first)
+    await first.ready()
+    await first.call(
+        "POST", "/sandbox/api/send", user="U0RITA", text="/approval @alice Keep me waiting"
+    )
+    alice_dm = await first.dm_of("U0ALICE")
+
+    async def asked() -> bool:
+        return any(
+            "Keep me waiting" in m["text"] for m in await first.messages("U0ALICE", alice_dm)
+        )
+
+    await poll(asked, 15, "alice was not asked")
+    await poll(lambda: kept(tmp_path / "sandbox.db", "Keep me waiting"), 10, "nothing was saved")
+    first.stop(signal.SIGKILL)
+
+    second = SandboxProcess(tmp_path)
+    processes.append(second)
+    await second.ready()
+    assert await second.dm_of("U0ALICE") == alice_dm  # the same conversation
+    (request,) = [
+        m for m in await second.messages("U0ALICE", alice_dm) if "Keep me waiting" in m["text"]
+    ]
+    await second.call(
+        "POST",
+        "/sandbox/api/click",
+        user="U0ALICE",
+        channel=alice_dm,
+        ts=request["ts"],
+        action_id="approval_approve",
+    )
+    rita_dm = await second.dm_of("U0RITA")
+
+    async def told() -> bool:
+        return any("*approved*" in m["text"] for m in await second.messages("U0RITA", rita_dm))
+
+    await poll(told, 15, "rita was not told")
+
+    async def withdrawn() -> bool:
+        return not any(m["ts"] == request["ts"] for m in await second.messages("U0ALICE", alice_dm))
+
+    await poll(withdrawn, 15, "alice's request message was not deleted")
+    second.stop()
+    assert "messages of the last run are back" in second.log.read_text()
+
+    fresh = SandboxProcess(tmp_path, "--fresh")
+    processes.append(fresh)
+    await fresh.ready()
+    assert "Starting fresh: removed sandbox.db" in fresh.log.read_text()
+    assert await fresh.messages("U0RITA", await fresh.dm_of("U0RITA")) == []
+    state = await fresh.call("GET", "/sandbox/api/state")
+    assert state["workflows"] == []
+    fresh.stop()
