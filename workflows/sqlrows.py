@@ -14,6 +14,12 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   `busy_timeout` is 0, so a write lock held by another process never blocks the loop:
   `BEGIN IMMEDIATE` is retried with asyncio sleeps (SQLite's busy handler, in asyncio).
   An asyncio lock queues the process's own transactions on the one connection.
+  Durability mirrors PostgreSQL's below: a step checkpoint commits with
+  `synchronous=NORMAL` (no fsync; a power loss may roll back the last ones, and their steps
+  run again), while every explicit transaction (a new workflow, an applied callback, setups,
+  teardowns, timers, operator changes) commits with `synchronous=FULL`, waiting for the
+  WAL's fsync; the WAL is written in order, so that also makes the checkpoints before it
+  durable. Claims are leases and need no fsync. `fsync_steps` makes every commit FULL.
 - PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
   whose loss could be seen wait as the server is configured to (`on`, or a replication
@@ -144,8 +150,9 @@ class SQLiteRows:
     busy_wait = 30.0  # seconds to wait for another process's write lock, as busy_timeout did
     checkpoint_interval = 0.5  # seconds between WAL checkpoints
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, fsync_steps: bool = False) -> None:
         self.path = path
+        self.fsync_steps = fsync_steps
         self._db: sqlite3.Connection | None = None
         self.lock = asyncio.Lock()
         self._yielded = 0.0
@@ -163,7 +170,7 @@ class SQLiteRows:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout=0")
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if self.fsync_steps else 'NORMAL'}")
         # WAL checkpoints (copying the log into the database, with an fsync) happen in a
         # thread of their own; the loop's connection only does one if that thread falls far
         # behind (at 10,000 pages instead of SQLite's 1,000).
@@ -215,18 +222,29 @@ class SQLiteRows:
             delay = min(delay * 2, 0.05)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
-        """One exclusive transaction (`BEGIN IMMEDIATE` takes the write lock up front)."""
+    async def transaction(self, durable: bool = True) -> AsyncIterator[sqlite3.Connection]:
+        """One exclusive transaction (`BEGIN IMMEDIATE` takes the write lock up front).
+
+        `durable`: its commit waits for the WAL's fsync (`synchronous=FULL` for this
+        commit), as PostgreSQL's durable commits wait for the WAL flush. The WAL is
+        written in order, so this also makes every earlier step checkpoint durable."""
         await self._turn()
         async with self.lock:
-            await self._retry("BEGIN IMMEDIATE")
+            flush = durable and not self.fsync_steps
+            if flush:
+                self.db.execute("PRAGMA synchronous=FULL")
             try:
-                yield self.db
-                await self._retry("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+                await self._retry("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                    await self._retry("COMMIT")
+                except BaseException:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+            finally:
+                if flush:
+                    self.db.execute("PRAGMA synchronous=NORMAL")
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[sqlite3.Connection]:
@@ -287,7 +305,7 @@ class SQLiteRows:
     async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
         ts = sqlite_ts(now)
         sql = CLAIM_WORKFLOWS.format(claimable=CLAIMABLE_WORKFLOWS)
-        async with self.transaction() as db:
+        async with self.transaction(durable=False) as db:  # a lost lease just expires
             return [r[0] for r in db.execute(sql, (owner, sqlite_ts(until), ts, ts, limit))]
 
     # --- timers ---
@@ -297,7 +315,7 @@ class SQLiteRows:
     ) -> list[Timer]:
         sql = CLAIM_TIMERS.format(claimable=CLAIMABLE_TIMERS)
         args = (owner, sqlite_ts(lease_until), sqlite_ts(until), sqlite_ts(now), limit)
-        async with self.transaction() as db:
+        async with self.transaction(durable=False) as db:
             return [_sqlite_timer(r) for r in db.execute(sql, args).fetchall()]
 
     async def add_timer(self, timer: Timer) -> Timer:

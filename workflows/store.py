@@ -57,8 +57,9 @@ def async_url(url: str) -> str:
 class SQLStore:
     """`DB` on SQLite or PostgreSQL; see the module docstring for the two paths.
 
-    `fsync_steps` (PostgreSQL): commit every step checkpoint synchronously too, instead of
-    only the commits whose loss could be seen (see `sqlrows`)."""
+    `fsync_steps`: commit every step checkpoint durably too (PostgreSQL: synchronously;
+    SQLite: `synchronous=FULL`), instead of only the commits whose loss could be seen (see
+    `sqlrows`)."""
 
     def __init__(self, url: str, *, echo: bool = False, fsync_steps: bool = False) -> None:
         self.url = async_url(url)
@@ -73,7 +74,7 @@ class SQLStore:
             path = make_url(self.url).database
             if not path or path == ":memory:":
                 raise ValueError("SQLite needs a file (sqlite:///path.db); for tests use memory://")
-            self.rows = SQLiteRows(path)
+            self.rows = SQLiteRows(path, fsync_steps=fsync_steps)
         else:
             dsn = make_url(self.url).set(drivername="postgresql")
             self.rows = PostgresRows(

@@ -1,0 +1,103 @@
+"""What SQLite makes durable, counted in the real process's fsyncs (`strace`).
+
+Step checkpoints are cheap (WAL, `synchronous=NORMAL`: no fsync per commit); the commits
+whose loss a person could see (a new request, an applied click, setups and teardowns,
+operator changes) wait for the WAL's fsync, as on PostgreSQL; `fsync_steps` makes every
+checkpoint wait too."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT
+
+STEPS = 300
+CREATED = 20
+
+SCRIPT = f"""
+import asyncio, os, sys
+from workflows import Engine, For, Return, S, Step, Workflow
+from workflows.store import SQLStore
+
+class Counter(Workflow):
+    n: int = 0
+    def definition(self):
+        return S(For("loop", self.n < {STEPS}, Step("inc", self.inc)), Return(self.n))
+    def inc(self):
+        self.n += 1
+
+async def main(path, fsync_steps):
+    store = SQLStore(f"sqlite:///{{path}}", fsync_steps=fsync_steps)
+    engine = Engine(db=store, workflows=[Counter], steps_per_run=10_000)
+    await engine.start()
+    wid = await engine.new_workflow(Counter())
+    os.getppid()  # marks the start of the checkpoints
+    await engine.execute(wid)
+    os.getppid()  # their end, and the start of the durable commits
+    for _ in range({CREATED}):
+        await engine.new_workflow(Counter())
+    os.getppid()
+    assert (await engine.get(wid)).output == {STEPS}
+    await engine.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
+"""
+
+
+def fsyncs_per_phase(tmp_path: Path, fsync_steps: bool) -> list[int]:
+    """fsync/fdatasync calls between the script's markers: [checkpoints, creations]."""
+    strace = shutil.which("strace")
+    if strace is None:
+        message = "strace is not installed: `apt-get install strace` enables the fsync counts"
+        if os.environ.get("REQUIRE_STRACE"):
+            pytest.fail(message)
+        pytest.skip(message)
+    trace = tmp_path / f"trace-{int(fsync_steps)}.txt"
+    subprocess.run(
+        [
+            strace,
+            "-f",
+            "-qq",
+            "-e",
+            "trace=fsync,fdatasync,getppid",
+            "-o",
+            str(trace),
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(tmp_path / f"durable-{int(fsync_steps)}.db"),
+            "1" if fsync_steps else "0",
+        ],
+        cwd=ROOT,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    phases: list[int] = []
+    for line in trace.read_text().splitlines():
+        if "getppid(" in line:
+            phases.append(0)
+        elif phases and ("fsync(" in line or "fdatasync(" in line) and "= 0" in line:
+            phases[-1] += 1
+    assert len(phases) == 3, trace.read_text()
+    return phases[:2]
+
+
+@pytest.mark.timeout(180)
+def test_checkpoints_are_cheap_and_what_a_person_sees_is_flushed(tmp_path: Path) -> None:
+    checkpoints, creations = fsyncs_per_phase(tmp_path, fsync_steps=False)
+    # 300 checkpoints: no fsync of their own (the WAL checkpointer may run once or twice).
+    assert checkpoints <= 6, checkpoints
+    assert creations >= CREATED, creations  # each new workflow waits for the WAL's fsync
+
+
+@pytest.mark.timeout(180)
+def test_fsync_steps_flushes_every_checkpoint(tmp_path: Path) -> None:
+    checkpoints, creations = fsyncs_per_phase(tmp_path, fsync_steps=True)
+    assert checkpoints >= STEPS, checkpoints
+    assert creations >= CREATED, creations
