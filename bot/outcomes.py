@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot import messages
-from callbacks.slack import post_once
+from callbacks.slack import Posts
 from workflows.approval import APPROVED, CANCELLED, DENIED, ApprovalRequest
 
 
 class SlackNotifier:
     """The approval workflow's `Notifier`: one DM to the requester."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
+    def __init__(self, posts: Posts) -> None:
+        self.posts = posts
 
     async def tell_requester(
         self, request: ApprovalRequest, outcome: str, detail: str = "", by: str = ""
@@ -27,12 +25,12 @@ class SlackNotifier:
             error=detail,
             cancelled_by=by,
         )
-        # The step may run again after a crash: look for the notice before posting it.
-        await post_once(
-            self.client,
+        # The step may run again after a crash: posted at most once, searched for only
+        # when an earlier run died while posting.
+        await self.posts.post_once(
+            request.workflow_id,
             request.requester,
             f"{request.workflow_id}:outcome:{outcome}",
             payload,
-            look_first=True,
             since=request.decided_at or request.requested_at,
         )

@@ -18,7 +18,7 @@ from bot.priority import RequestsFirst
 from bot.settings import Settings
 from bot.slack import make_client
 from callbacks import default_callbacks
-from callbacks.slack import SlackActionManager
+from callbacks.slack import Posts, SlackActionManager
 from callbacks.user_action import WaitForUserAction
 from workflows import CallbackRequest, Engine
 from workflows.approval import ApprovalRequest, Notifier
@@ -85,14 +85,15 @@ def build(
 ) -> Service:
     client = make_client(settings.slack_bot_token, settings.slack_api_url)
     requests_first = RequestsFirst()
-    notifier: Notifier = SlackNotifier(client)  # checked against the workflow's Protocol
+    posts = Posts(client)
+    notifier: Notifier = SlackNotifier(posts)  # checked against the workflow's Protocol
     metrics = PrometheusObserver()
     engine = Engine(
         db=SQLStore(settings.database_url, fsync_steps=settings.fsync_steps),
         workflows=[ApprovalRequest],
         callbacks={
             **default_callbacks(),
-            WaitForUserAction.type: SlackActionManager(client, render_request),
+            WaitForUserAction.type: SlackActionManager(posts, render_request),
         },
         resumer=resumer
         or SchedulerResumer(

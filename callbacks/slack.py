@@ -1,13 +1,24 @@
-"""The Slack side of `WaitForUserAction`: post the Approve / Deny DMs, delete them later.
+"""The Slack side of `WaitForUserAction`: post the Approve / Deny DMs, delete them later;
+and `Posts`, the keyed, at-most-once posting both this manager and the bot's steps use.
 
 Posting to a user ID opens the DM and returns its `D…` conversation ID, which is what
-`chat.delete` needs, so setup keeps it. Both calls are idempotent:
-- every message carries a key in its metadata; a setup that runs again after a crash
-  (`request.setup_attempt > 1`) first looks for messages it already posted and reuses them,
-  so nobody gets the same request twice and no message is left behind undeleted;
-- a failure part-way deletes what this attempt posted before raising;
+`chat.delete` needs, so setup keeps it. Slack spends no call on anything else unless an
+earlier attempt may have posted already:
+- every message carries a key in its metadata. Only when an earlier attempt may have
+  posted it (a setup retried after a crash, `request.setup_attempt > 1`; a step whose
+  earlier run began posting and never recorded the result) is the DM's history searched
+  for it (`conversations.history`, which needs `im:history`), so nobody gets the same
+  message twice;
+- a step's posts are recorded as engine effects: begun before the call, its channel and
+  `ts` after. A step that runs again finds the message without asking Slack, and searches
+  only when the earlier run died mid-call;
+- each user's DM channel is recorded the first time a post returns it, so a search needs
+  `conversations.open` at most once per user, in any process;
+- a failure part-way through a setup deletes what this attempt posted before raising;
 - teardown treats an already deleted message as deleted, and when a setup began but never
-  recorded what it posted, looks the messages up by their keys and deletes them.
+  recorded what it posted, searches for the messages by their keys and deletes them.
+Teardowns are background work for the rate limiter (bot.ratelimit): a person waits for
+posts, nobody waits for a deletion.
 """
 
 from __future__ import annotations
@@ -21,8 +32,9 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from callbacks.priority import background
 from callbacks.user_action import WaitForUserAction
-from workflows import CallbackRequest
+from workflows import DB, CallbackRequest, Engine
 
 log = logging.getLogger("callbacks.slack")
 
@@ -33,96 +45,160 @@ Render = Callable[[CallbackRequest, WaitForUserAction], dict[str, Any]]
 """Builds the message (`text` and `blocks`) an approver gets; the bot provides it."""
 
 
-async def find_posted(
-    client: AsyncWebClient, user: str, key: str, since: datetime | None
-) -> dict[str, str] | None:
-    """The bot's message keyed `key` in its DM with `user`, posted after `since`."""
-    opened = await client.conversations_open(users=user)
-    channel = str(opened["channel"]["id"])
-    oldest = "0" if since is None else f"{(since - timedelta(minutes=1)).timestamp():.6f}"
-    cursor = ""
-    while True:
-        page = await client.conversations_history(
-            channel=channel,
-            oldest=oldest,
-            limit=200,
-            include_all_metadata=True,
-            cursor=cursor or None,
+class Posts:
+    """Posting DMs at most once by key, finding them again, deleting them."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._db: DB | None = None
+        self._dms: dict[str, str] = {}  # user -> D… channel, as recorded
+
+    def attach(self, db: DB) -> None:
+        self._db = db
+
+    @property
+    def db(self) -> DB:
+        if self._db is None:
+            raise RuntimeError("Posts is not attached to the engine's database")
+        return self._db
+
+    async def dm_channel(self, user: str) -> str:
+        """The DM with `user`: recorded, or opened once (`conversations.open`)."""
+        channel = self._dms.get(user) or await self.db.effect(_dm_key(user))
+        if not channel:
+            opened = await self.client.conversations_open(users=user)
+            channel = str(opened["channel"]["id"])
+            await self._remember_dm(user, channel)
+        self._dms[user] = str(channel)
+        return str(channel)
+
+    async def _remember_dm(self, user: str, channel: str) -> None:
+        if self._dms.get(user) == channel:
+            return
+        if await self.db.effect(_dm_key(user)) != channel:
+            await self.db.record_effect(_dm_key(user), channel)
+        self._dms[user] = channel
+
+    async def find(self, user: str, key: str, since: datetime | None) -> dict[str, str] | None:
+        """The bot's message keyed `key` in its DM with `user`, posted after `since`."""
+        channel = await self.dm_channel(user)
+        oldest = "0" if since is None else f"{(since - timedelta(minutes=1)).timestamp():.6f}"
+        cursor = ""
+        while True:
+            page = await self.client.conversations_history(
+                channel=channel,
+                oldest=oldest,
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor or None,
+            )
+            messages: list[dict[str, Any]] = page.get("messages", [])
+            for message in messages:
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("key") == key:
+                    return {"user": user, "channel": channel, "ts": str(message["ts"])}
+            cursor = (page.get("response_metadata") or {}).get("next_cursor", "")
+            if not page.get("has_more") or not cursor:
+                return None
+
+    async def post(
+        self,
+        user: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        maybe_posted: bool,
+        since: datetime | None,
+    ) -> dict[str, str]:
+        """DM `payload` to `user`, unless `maybe_posted` and a message keyed `key` is
+        already there."""
+        if maybe_posted:
+            found = await self.find(user, key, since)
+            if found is not None:
+                return found
+        response = await self.client.chat_postMessage(
+            channel=user,
+            metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}},
+            **payload,
         )
-        messages: list[dict[str, Any]] = page.get("messages", [])
-        for message in messages:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == key:
-                return {"user": user, "channel": channel, "ts": str(message["ts"])}
-        cursor = (page.get("response_metadata") or {}).get("next_cursor", "")
-        if not page.get("has_more") or not cursor:
-            return None
+        message = {"user": user, "channel": str(response["channel"]), "ts": str(response["ts"])}
+        await self._remember_dm(user, message["channel"])
+        return message
+
+    async def post_once(
+        self,
+        workflow_id: str,
+        user: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        since: datetime | None,
+    ) -> dict[str, str]:
+        """From a step (which may run again): post at most once, recorded as an effect."""
+        effect_key = f"slack:post:{key}"
+        prior = await self.db.effect(effect_key)
+        if isinstance(prior, dict) and prior.get("ts"):
+            return {k: str(v) for k, v in prior.items()}  # posted by an earlier run
+        if prior is None:
+            await self.db.record_effect(effect_key, {"begun": True}, workflow_id)
+        message = await self.post(user, key, payload, maybe_posted=prior is not None, since=since)
+        await self.db.record_effect(effect_key, message, workflow_id)
+        return message
+
+    async def delete(self, posted: list[dict[str, str]]) -> None:
+        with background():
+            for message in posted:
+                try:
+                    await self.client.chat_delete(channel=message["channel"], ts=message["ts"])
+                except SlackApiError as e:
+                    if e.response.get("error") not in GONE:
+                        raise
 
 
-async def post_once(
-    client: AsyncWebClient,
-    user: str,
-    key: str,
-    payload: dict[str, Any],
-    *,
-    look_first: bool,
-    since: datetime | None,
-) -> dict[str, str]:
-    """DM `payload` to `user` unless a message with `key` is already there (checked only
-    when `look_first`, i.e. when an earlier attempt may have posted it)."""
-    if look_first:
-        found = await find_posted(client, user, key, since)
-        if found is not None:
-            return found
-    response = await client.chat_postMessage(
-        channel=user, metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}}, **payload
-    )
-    return {"user": user, "channel": str(response["channel"]), "ts": str(response["ts"])}
+def _dm_key(user: str) -> str:
+    return f"slack:dm:{user}"
 
 
 class SlackActionManager:
-    def __init__(self, client: AsyncWebClient, render: Render) -> None:
-        self.client = client
+    def __init__(self, posts: Posts, render: Render) -> None:
+        self.posts = posts
         self.render = render
+
+    def attach(self, engine: Engine) -> None:
+        self.posts.attach(engine.db)
 
     async def setup(self, request: CallbackRequest, handler: WaitForUserAction) -> str:
         posted: list[dict[str, str]] = []
         payload = self.render(request, handler)
-        base = f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}"
         try:
             for user in handler.approvers:
                 posted.append(
-                    await post_once(
-                        self.client,
+                    await self.posts.post(
                         user,
-                        f"{base}:{user}",
+                        _key(request, user),
                         payload,
-                        look_first=request.setup_attempt > 1,
+                        maybe_posted=request.setup_attempt > 1,
                         since=request.waiting_since,
                     )
                 )
         except Exception:
-            await self._delete(posted)
+            await self.posts.delete(posted)
             raise
         return json.dumps({"messages": posted})
 
     async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
         if request.setup_data:
-            await self._delete(json.loads(request.setup_data).get("messages", []))
+            await self.posts.delete(json.loads(request.setup_data).get("messages", []))
         elif request.setup_attempt > 0 and isinstance(handler, WaitForUserAction):
             # A setup began but never recorded what it posted (the process died, or the
             # wait ended first): find those messages by their keys.
-            base = f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}"
-            found = [
-                await find_posted(self.client, user, f"{base}:{user}", request.waiting_since)
-                for user in handler.approvers
-            ]
-            await self._delete([m for m in found if m is not None])
+            with background():
+                found = [
+                    await self.posts.find(user, _key(request, user), request.waiting_since)
+                    for user in handler.approvers
+                ]
+            await self.posts.delete([m for m in found if m is not None])
 
-    async def _delete(self, posted: list[dict[str, str]]) -> None:
-        for message in posted:
-            try:
-                await self.client.chat_delete(channel=message["channel"], ts=message["ts"])
-            except SlackApiError as e:
-                if e.response.get("error") not in GONE:
-                    raise
+
+def _key(request: CallbackRequest, user: str) -> str:
+    return f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}:{user}"

@@ -156,4 +156,4 @@ async def finished(bot: Bot, wid: str) -> bool:
 async def test_migrate_command(bot: Bot) -> None:
     result = await run(bot, "migrate")
     assert result.exit_code == 0, result.output
-    assert "database is at schema revision 0002" in result.output
+    assert "database is at schema revision 0003" in result.output

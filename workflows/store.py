@@ -35,7 +35,7 @@ from workflows import schema
 from workflows.errors import CorruptWorkflow
 from workflows.sqlrows import PostgresRows, SQLiteRows
 from workflows.state import State
-from workflows.tables import E, W
+from workflows.tables import EF, E, W
 from workflows.types import Record, Timer
 
 T = TypeVar("T")
@@ -245,6 +245,25 @@ class SQLStore:
         query = sa.select(W.c.status, sa.func.count()).group_by(W.c.status)
         return await self._run(lambda conn: {r[0]: r[1] for r in conn.execute(query)})
 
+    async def effect(self, key: str) -> Any:
+        query = sa.select(EF.c.value).where(EF.c.key == key)
+        return await self._run(lambda conn: conn.execute(query).scalar())
+
+    async def record_effect(self, key: str, value: Any, workflow_id: str | None = None) -> None:
+        if value is None:
+            raise ValueError("an effect records a value (None means nothing was recorded)")
+        values = {"value": value, "workflow_id": workflow_id, "updated_at": datetime.now(UTC)}
+
+        def write(conn: Connection) -> None:
+            updated = conn.execute(EF.update().where(EF.c.key == key).values(**values))
+            if updated.rowcount == 0:
+                conn.execute(EF.insert().values(key=key, **values))
+
+        try:
+            await self._run(write)
+        except sa.exc.IntegrityError:  # another process inserted it first: replace it
+            await self._run(write)
+
     async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail of one workflow, or of all (oldest first)."""
         query = E.select().order_by(E.c.id)
@@ -260,7 +279,8 @@ def _sqlite_locking(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # What this path writes (migrations, effects, failure marks) is rare and must last.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 

@@ -62,9 +62,21 @@ class TimerRow(SQLModel, table=True):
     lease_expires_at: datetime | None = None
 
 
+class EffectRow(SQLModel, table=True):
+    """What steps and wait managers did outside a workflow, by key (see `DB.effect`)."""
+
+    __tablename__ = "workflow_effects"
+
+    key: str = Field(primary_key=True, max_length=400)
+    workflow_id: str | None = Field(default=None, index=True, max_length=64)
+    value: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    updated_at: datetime
+
+
 W = WorkflowRow.__table__  # type: ignore[attr-defined]
 E = EventRow.__table__  # type: ignore[attr-defined]
 TM = TimerRow.__table__  # type: ignore[attr-defined]
+EF = EffectRow.__table__  # type: ignore[attr-defined]
 
 WORKFLOW_COLUMNS: tuple[str, ...] = tuple(W.c.keys())
 EVENT_COLUMNS: tuple[str, ...] = tuple(E.c.keys())

@@ -178,6 +178,17 @@ class DB(Protocol):
 
     async def count_by_status(self) -> dict[str, int]: ...
 
+    async def effect(self, key: str) -> Any:
+        """What was recorded under `key` (None: nothing). Effects are what steps and wait
+        managers did outside a workflow ("began posting the outcome", "posted it as ts
+        …", "alice's DM is D…"), so that one that runs again after a crash can tell
+        whether it already acted, and every process shares what one learned."""
+        ...
+
+    async def record_effect(self, key: str, value: Any, workflow_id: str | None = None) -> None:
+        """Record `value` (JSON, not None) under `key`, durably, replacing what was there."""
+        ...
+
     async def oldest_due(self, now: datetime) -> datetime | None: ...
 
     async def ping(self) -> None: ...

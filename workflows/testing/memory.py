@@ -39,6 +39,7 @@ class MemoryStore:
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._timers: dict[str, Timer] = {}
         self._timer_leases: dict[str, tuple[str, datetime]] = {}
+        self._effects: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -157,6 +158,14 @@ class MemoryStore:
         if workflow_id is None:
             return [e for entries in self._history.values() for e in entries]
         return list(self._history.get(workflow_id, []))
+
+    async def effect(self, key: str) -> Any:
+        return copy.deepcopy(self._effects.get(key))
+
+    async def record_effect(self, key: str, value: Any, workflow_id: str | None = None) -> None:
+        if value is None:
+            raise ValueError("an effect records a value (None means nothing was recorded)")
+        self._effects[key] = copy.deepcopy(value)
 
     async def add_timer(self, timer: Timer) -> Timer:
         return self._timers.setdefault(timer.key, timer)

@@ -1,0 +1,73 @@
+"""Effects (`DB.effect` / `record_effect`): what steps and managers did outside a workflow,
+on real SQLite and PostgreSQL and on the in-memory store, and the bot's use of them: a
+first attempt asks Slack nothing but to post, a retried one searches before posting."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import messages
+from tests.slackbot import ALICE, BOB, RITA, Bot, at
+from workflows.store import SQLStore
+from workflows.testing.memory import MemoryStore
+
+
+async def check_effects(store: SQLStore | MemoryStore) -> None:
+    assert await store.effect("slack:dm:U1") is None
+    await store.record_effect("slack:dm:U1", "D123")
+    await store.record_effect("slack:post:w1:outcome", {"begun": True}, "w1")
+    assert await store.effect("slack:dm:U1") == "D123"
+    assert await store.effect("slack:post:w1:outcome") == {"begun": True}
+    await store.record_effect("slack:post:w1:outcome", {"channel": "D123", "ts": "1.2"}, "w1")
+    assert await store.effect("slack:post:w1:outcome") == {"channel": "D123", "ts": "1.2"}
+    with pytest.raises(ValueError, match="an effect records a value"):
+        await store.record_effect("slack:dm:U1", None)
+    assert await store.effect("slack:dm:U1") == "D123"
+
+
+async def test_effects_on_each_database(database_url: str) -> None:
+    store = SQLStore(database_url)
+    await store.start()
+    try:
+        await check_effects(store)
+    finally:
+        await store.close()
+    again = SQLStore(database_url)  # what one process recorded, the next one reads
+    await again.start()
+    try:
+        assert await again.effect("slack:dm:U1") == "D123"
+    finally:
+        await again.close()
+
+
+async def test_effects_in_memory() -> None:
+    await check_effects(MemoryStore())
+
+
+async def test_a_first_attempt_asks_slack_nothing_but_to_post(bot: Bot) -> None:
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} {at(BOB)} Deploy api v2.3")
+    to_alice = await bot.request_dm(ALICE)
+    to_bob = await bot.request_dm(BOB)
+    await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION)
+    await bot.dm(RITA, "approved")
+    await bot.gone(to_alice)
+    await bot.gone(to_bob)
+    # Bolt's auth.test once per process aside, the mission's minimum: each approver's DM
+    # posted and deleted, the requester told.
+    methods = [method for method, _ in bot.slack.calls if method != "auth.test"]
+    assert sorted(methods) == sorted(["chat.postMessage"] * 3 + ["chat.delete"] * 2), methods
+
+
+async def test_a_retried_outcome_searches_once_and_posts_once(bot: Bot) -> None:
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} Deploy api v2.4")
+    to_alice = await bot.request_dm(ALICE)
+    before = len(bot.slack.calls_of("chat.postMessage"))
+    bot.slack.fail("chat.postMessage", status=500, times=4)  # more than the client retries
+    await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION)
+    outcome = await bot.dm(RITA, "approved", timeout=30)
+    assert len(bot.slack.calls_of("chat.postMessage")) - before == 5  # 4 refused, 1 posted
+    assert len(bot.slack.calls_of("conversations.history")) == 1  # only the retried step
+    # Rita had no DM with the bot yet: opened once to search it, and recorded from then on.
+    assert bot.slack.calls_of("conversations.open") == [{"users": RITA}]
+    assert await bot.service.engine.db.effect(f"slack:dm:{RITA}") == outcome.channel
+    assert [m for m in bot.slack.visible(RITA) if "approved" in m.text] == [outcome]
