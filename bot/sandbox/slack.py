@@ -1,10 +1,14 @@
 """A local Slack: the Web API the bot calls, and Slack's side of the conversation.
 
-As the Web API (reached through `SLACK_API_URL`) it answers the methods the bot uses the
-way Slack does: `ok` / `error` bodies, `D…` conversation IDs for DMs opened by posting to a
-user ID, `channel_not_found` when `chat.delete` is given a user ID, `message_not_found`,
-`expired_trigger_id` three seconds after a click, Block Kit limit errors, and, when asked
-to, HTTP 429 with `Retry-After` or 500s. It records every call.
+As the Web API (reached through `SLACK_API_URL`) it answers the methods in
+`bot.sandbox.methods` the way Slack does, and refuses what Slack refuses: `not_authed` and
+`invalid_auth`, `missing_scope` for a call the token's scopes (those `manifest.yml` asks for)
+do not cover, arguments read as Slack reads them (a GET's from its query string, a JSON body
+only by methods that take JSON), Block Kit that slack_sdk's models reject (`invalid_blocks`,
+`invalid_arguments` for views), `D…` conversation IDs for DMs opened by posting to a user ID,
+`channel_not_found` when `chat.delete` is given a user ID, `message_not_found`,
+`expired_trigger_id` three seconds after a click, and, when asked to, HTTP 429 with
+`Retry-After` or 500s. It records every call and every answer.
 
 As Slack's side it signs slash commands, button clicks and modal submissions with the
 signing secret and sends them to the app over HTTP (or, when the app connected through
@@ -20,7 +24,7 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -30,6 +34,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from bot.sandbox.blockkit import MESSAGE_TEXT, BlockKitError, check_blocks, check_view
+from bot.sandbox.methods import METHODS, Method, bot_scopes, home_tab_enabled, read_manifest
 
 TEAM_ID = "T0SANDBOX"
 BOT_USER_ID = "U0BOT"
@@ -37,6 +42,9 @@ BOT_ID = "B0BOT"
 APP_ID = "A0SANDBOX"
 SLACKBOT = "USLACKBOT"
 TRIGGER_TTL = 3.0
+VIEW_STACK = 3  # views a modal's stack holds (views.push)
+WORKSPACE_URL = "http://sandbox.slack.local/"
+APP_TOKEN_SCOPES: tuple[str, ...] = ("connections:write",)
 
 
 class SlackError(Exception):
@@ -57,9 +65,10 @@ class Message:
     deleted: bool = False
     ephemeral_to: str = ""  # user who alone sees it, for ephemeral messages
     metadata: dict[str, Any] | None = None
+    thread_ts: str = ""  # the parent's ts, for a reply in a thread
 
     def public(self) -> dict[str, Any]:
-        return {
+        message = {
             "type": "message",
             "channel": self.channel,
             "ts": self.ts,
@@ -68,6 +77,13 @@ class Message:
             "user": self.user,
             "bot_id": BOT_ID,
         }
+        if self.thread_ts:
+            message["thread_ts"] = self.thread_ts
+        return message
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(self.thread_ts) and self.thread_ts != self.ts
 
 
 @dataclass
@@ -89,11 +105,14 @@ class SentRequest:
 
 @dataclass
 class View:
+    """A modal (`root` is the ID of the first view of its stack) or a Home tab."""
+
     id: str
     user: str
     view: dict[str, Any]
     closed: bool = False
     errors: dict[str, str] = field(default_factory=dict)
+    root: str = ""
 
 
 @dataclass
@@ -103,7 +122,9 @@ class Workspace:
     dms: dict[str, str] = field(default_factory=dict)  # user id -> D… channel
     messages: list[Message] = field(default_factory=list)
     views: dict[str, View] = field(default_factory=dict)
+    homes: dict[str, View] = field(default_factory=dict)  # user id -> published Home tab
     triggers: dict[str, tuple[str, float]] = field(default_factory=dict)
+    usergroups: dict[str, list[str]] = field(default_factory=dict)  # S… id -> user ids
 
 
 class SlackStandin:
@@ -117,17 +138,25 @@ class SlackStandin:
         bot_token: str,
         app_token: str = "",
         users: dict[str, str] | None = None,
+        scopes: Iterable[str] | None = None,
+        home_tab: bool | None = None,
         client_traces: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
-        """`client_traces`: aiohttp tracing of the requests sent to the app (benchmarks
-        time them on the wire)."""
+        """`scopes`: what the bot token is granted, and `home_tab`: whether the app has a
+        Home tab (by default, what `manifest.yml` says, as a workspace installing the app
+        grants it); `client_traces`: aiohttp tracing of the requests sent to the app
+        (benchmarks time them on the wire)."""
         self.signing_secret = signing_secret
         self.client_traces = list(client_traces)
         self.bot_token = bot_token
         self.app_token = app_token
+        manifest = read_manifest() if scopes is None or home_tab is None else {}
+        self.scopes = bot_scopes(manifest) if scopes is None else tuple(scopes)
+        self.home_tab = home_tab_enabled(manifest) if home_tab is None else home_tab
         self.workspace = Workspace(users=dict(users or {}))
         self.workspace.channels["C0GENERAL"] = {"id": "C0GENERAL", "name": "general"}
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.answers: list[tuple[str, dict[str, Any]]] = []
         self.responses: list[dict[str, Any]] = []
         self.app_url = ""
         self.trigger_ttl = TRIGGER_TTL  # tests shorten it to see expired triggers
@@ -197,8 +226,17 @@ class SlackStandin:
     def add_user(self, user_id: str, name: str) -> None:
         self.workspace.users[user_id] = name
 
+    def add_usergroup(self, usergroup: str, users: list[str]) -> None:
+        self.workspace.usergroups[usergroup] = list(users)
+
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         return [params for m, params in self.calls if m == method]
+
+    def errors_of(self, method: str) -> list[str]:
+        """The `error` of every failed answer to `method`, in order."""
+        return [
+            str(body.get("error")) for m, body in self.answers if m == method and not body["ok"]
+        ]
 
     def dm_channel(self, user: str) -> str:
         if user not in self.workspace.dms:
@@ -234,39 +272,54 @@ class SlackStandin:
     # --- the Web API -----------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        params = await _params(request)
-        self.calls.append((method, params))
-        faults = self._faults.get(method)
-        if faults:
-            fault = faults[0]
-            fault.times -= 1
-            if fault.times <= 0:
-                faults.popleft()
-            headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
-            return web.json_response(
-                {"ok": False, "error": "ratelimited" if fault.status == 429 else fault.error},
-                status=fault.status,
-                headers=headers,
-            )
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        token = token or str(params.get("token", ""))
-        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        name = request.match_info["method"]
+        method = METHODS.get(name)
+        params, token = await _arguments(request, takes_json=method is not None and method.json)
+        self.calls.append((name, params))
+        status, body, headers = self._fault(name) or await self._answer(name, method, params, token)
+        self.answers.append((name, body))
+        return web.json_response(body, status=status, headers=headers)
+
+    def _fault(self, name: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        faults = self._faults.get(name)
+        if not faults:
+            return None
+        fault = faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            faults.popleft()
+        headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+        error = "ratelimited" if fault.status == 429 else fault.error
+        return fault.status, {"ok": False, "error": error}, headers
+
+    async def _answer(
+        self, name: str, method: Method | None, params: dict[str, Any], token: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Slack's checks in Slack's order: the method, the token, its scopes, the call."""
+        handler = getattr(self, "_m_" + name.replace(".", "_"), None)
+        if method is None or handler is None:
+            return 404, {"ok": False, "error": "unknown_method"}, {}
+        if method.token == "app":
+            expected, granted = self.app_token, APP_TOKEN_SCOPES
+        else:
+            expected, granted = self.bot_token, self.scopes
         if not token:
-            return web.json_response({"ok": False, "error": "not_authed"})
+            return 200, {"ok": False, "error": "not_authed"}, {}
         if token != expected:
-            return web.json_response({"ok": False, "error": "invalid_auth"})
-        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
-        if handler is None:
-            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        needed = method.needs(str(params.get("channel", "")))
+        headers = {"X-OAuth-Scopes": ",".join(granted), "X-Accepted-OAuth-Scopes": needed or ""}
+        if needed is not None and needed not in granted:
+            missing = {"needed": needed, "provided": ",".join(granted)}
+            return 200, {"ok": False, "error": "missing_scope", **missing}, headers
         try:
             result = await handler(params)
         except SlackError as e:
-            return web.json_response({"ok": False, "error": e.error, **e.extra}, status=e.status)
+            return e.status, {"ok": False, "error": e.error, **e.extra}, headers
         except BlockKitError as e:
-            return web.json_response({"ok": False, "error": e.error, "errors": [str(e)]})
+            return 200, e.body(), headers
         await self._notify()
-        return web.json_response({"ok": True, **result})
+        return 200, {"ok": True, **result}, headers
 
     def _ts(self) -> str:
         return f"{int(self._clock())}.{next(self._seq):06d}"
@@ -291,9 +344,17 @@ class SlackStandin:
         check_blocks(blocks)
         return text, blocks
 
+    def _message(self, channel: str, ts: str) -> Message:
+        for message in self.workspace.messages:
+            if message.channel == channel and message.ts == ts and not message.ephemeral_to:
+                if not message.deleted:
+                    return message
+                break
+        raise SlackError("message_not_found")
+
     async def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
-            "url": "http://sandbox.slack.local/",
+            "url": WORKSPACE_URL,
             "team": "Sandbox",
             "user": "approvals",
             "team_id": TEAM_ID,
@@ -309,30 +370,24 @@ class SlackStandin:
             not isinstance(metadata, dict) or "event_type" not in metadata
         ):
             raise SlackError("invalid_metadata_format")
-        message = Message(channel, self._ts(), text, blocks, metadata=metadata)
+        message = Message(
+            channel,
+            self._ts(),
+            text,
+            blocks,
+            metadata=metadata,
+            thread_ts=str(params.get("thread_ts") or ""),
+        )
         self.workspace.messages.append(message)
         return {"channel": channel, "ts": message.ts, "message": message.public()}
 
-    async def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Newest first, `limit` per page, `cursor` for the next; `oldest` bounds it."""
-        channel = str(params.get("channel", ""))
-        if channel not in self.workspace.channels:
-            raise SlackError("channel_not_found")
-        oldest = float(params.get("oldest") or 0)
+    def _history(self, params: dict[str, Any], found: list[Message]) -> dict[str, Any]:
+        """One page of `found`: `limit` per page, `cursor` for the next."""
         limit = max(1, min(int(params.get("limit") or 100), 999))
         start = int(params.get("cursor") or 0)
         with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
-        found = [
-            m
-            for m in reversed(self.workspace.messages)
-            if m.channel == channel
-            and not m.deleted
-            and not m.ephemeral_to
-            and float(m.ts) > oldest
-        ]
-        page = found[start : start + limit]
         messages = []
-        for m in page:
+        for m in found[start : start + limit]:
             item = m.public()
             if with_metadata and m.metadata is not None:
                 item["metadata"] = m.metadata
@@ -343,6 +398,37 @@ class SlackStandin:
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+    def _live(self, channel: str, oldest: float) -> list[Message]:
+        return [
+            m
+            for m in self.workspace.messages
+            if m.channel == channel
+            and not m.deleted
+            and not m.ephemeral_to
+            and float(m.ts) > oldest
+        ]
+
+    async def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, without thread replies; `oldest` bounds it."""
+        _required(params, "channel")
+        channel = str(params["channel"])
+        if channel not in self.workspace.channels:
+            raise SlackError("channel_not_found")
+        found = self._live(channel, float(params.get("oldest") or 0))
+        return self._history(params, [m for m in reversed(found) if not m.is_reply])
+
+    async def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A thread oldest first, its parent first; a message without replies alone."""
+        _required(params, "channel", "ts")
+        channel, ts = str(params["channel"]), str(params["ts"])
+        if channel not in self.workspace.channels:
+            raise SlackError("channel_not_found")
+        found = self._live(channel, float(params.get("oldest") or 0))
+        thread = [m for m in found if m.ts == ts or m.thread_ts == ts]
+        if not any(m.ts == ts for m in thread):
+            raise SlackError("thread_not_found")
+        return self._history(params, thread)
 
     async def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(params.get("channel", "")))
@@ -359,23 +445,26 @@ class SlackStandin:
         ts = str(params.get("ts", ""))
         if channel not in self.workspace.channels:
             raise SlackError("channel_not_found")
-        for message in self.workspace.messages:
-            if message.channel == channel and message.ts == ts and not message.ephemeral_to:
-                if message.deleted:
-                    break
-                message.deleted = True
-                return {"channel": channel, "ts": ts}
-        raise SlackError("message_not_found")
+        self._message(channel, ts).deleted = True
+        return {"channel": channel, "ts": ts}
 
     async def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = str(params.get("channel", ""))
         ts = str(params.get("ts", ""))
         text, blocks = self._content(params)
-        for message in self.workspace.messages:
-            if message.channel == channel and message.ts == ts and not message.deleted:
-                message.text, message.blocks = text, blocks
-                return {"channel": channel, "ts": ts, "text": text}
-        raise SlackError("message_not_found")
+        message = self._message(channel, ts)
+        message.text, message.blocks = text, blocks
+        return {"channel": channel, "ts": ts, "text": text}
+
+    async def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        if channel not in self.workspace.channels:
+            raise SlackError("channel_not_found")
+        message = self._message(channel, str(params.get("message_ts", "")))
+        link = f"{WORKSPACE_URL}archives/{channel}/p{message.ts.replace('.', '')}"
+        if message.is_reply:
+            link += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return {"channel": channel, "permalink": link}
 
     async def _m_conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         users = str(params.get("users", "")).split(",")
@@ -390,26 +479,100 @@ class SlackStandin:
         name = self.workspace.users[user]
         return {"user": {"id": user, "name": name, "real_name": name.title(), "team_id": TEAM_ID}}
 
-    async def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def _m_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        users = self.workspace.usergroups.get(str(params.get("usergroup", "")))
+        if users is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(users)}
+
+    def _take_trigger(self, params: dict[str, Any]) -> str:
+        """The user a `trigger_id` was issued to; each works once, for `trigger_ttl`."""
         trigger = str(params.get("trigger_id", ""))
         if trigger not in self.workspace.triggers:
             raise SlackError("invalid_trigger_id")
         user, issued = self.workspace.triggers.pop(trigger)
         if time.monotonic() - issued > self.trigger_ttl:
             raise SlackError("expired_trigger_id")
-        view = _json_field(params.get("view"))
-        check_view(view)
+        return user
+
+    def _store_view(self, user: str, view: dict[str, Any], root: str = "") -> View:
         view_id = "V" + uuid.uuid4().hex[:10].upper()
-        opened = {
+        shown = {
             **view,
             "id": view_id,
             "team_id": TEAM_ID,
             "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "root_view_id": root or view_id,
             "state": {"values": {}},
             "hash": uuid.uuid4().hex,
         }
-        self.workspace.views[view_id] = View(view_id, user, opened)
-        return {"view": opened}
+        stored = View(view_id, user, shown, root=root or view_id)
+        if view.get("type") == "home":
+            self.workspace.homes[user] = stored
+        else:
+            self.workspace.views[view_id] = stored
+        return stored
+
+    async def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        view = _json_field(params.get("view"))
+        check_view(view)
+        user = self._take_trigger(params)
+        return {"view": self._store_view(user, view).view}
+
+    async def _m_views_push(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Onto the stack of the user's open modal (a new stack when none is open)."""
+        view = _json_field(params.get("view"))
+        check_view(view)
+        user = self._take_trigger(params)
+        opened = self.open_views(user)
+        root = opened[-1].root if opened else ""
+        if root and sum(v.root == root for v in opened) >= VIEW_STACK:
+            raise SlackError("push_limit_reached")
+        return {"view": self._store_view(user, view, root).view}
+
+    async def _m_views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        view_id, external = str(params.get("view_id", "")), str(params.get("external_id", ""))
+        candidates = [*self.workspace.views.values(), *self.workspace.homes.values()]
+        found = next(
+            (
+                v
+                for v in candidates
+                if not v.closed
+                and (
+                    (view_id and v.id == view_id)
+                    or (external and v.view.get("external_id") == external)
+                )
+            ),
+            None,
+        )
+        if found is None:
+            raise SlackError("not_found")
+        if params.get("hash") and params["hash"] != found.view["hash"]:
+            raise SlackError("hash_conflict")
+        view = _json_field(params.get("view"))
+        check_view(view, str(found.view.get("type")))
+        found.view = {
+            **view,
+            **{k: found.view[k] for k in ("id", "team_id", "app_id", "bot_id", "root_view_id")},
+            "state": {"values": {}},
+            "hash": uuid.uuid4().hex,
+        }
+        found.errors = {}
+        return {"view": found.view}
+
+    async def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user_id", ""))
+        if user not in self.workspace.users:
+            raise SlackError("user_not_found")
+        if not self.home_tab:
+            raise SlackError("not_enabled")
+        home = self.workspace.homes.get(user)
+        if home is not None and params.get("hash") and params["hash"] != home.view["hash"]:
+            raise SlackError("hash_conflict")
+        view = _json_field(params.get("view"))
+        check_view(view, "home")
+        return {"view": self._store_view(user, view).view}
 
     async def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"url": self.base_url.replace("http", "ws", 1) + "/socket"}
@@ -428,7 +591,7 @@ class SlackStandin:
         try:
             check_blocks(blocks)
         except BlockKitError as e:
-            return web.json_response({"ok": False, "error": e.error})
+            return web.json_response(e.body())
         if payload.get("response_type") == "in_channel":
             self.workspace.messages.append(Message(info["c"], self._ts(), text, blocks))
         else:
@@ -438,14 +601,16 @@ class SlackStandin:
         await self._notify()
         return web.Response(text="ok")
 
-    def _response_url_for(self, user: str, channel: str) -> str:
+    def response_url_for(self, user: str, channel: str) -> str:
+        """A `response_url` as an interaction by `user` in `channel` carries."""
         token = uuid.uuid4().hex
         self._response_urls[token] = (user, channel)
         return f"{self.base_url}/response/{token}"
 
     # --- Slack's side: sending requests to the app -----------------------------------------
 
-    def _trigger(self, user: str) -> str:
+    def trigger(self, user: str) -> str:
+        """A `trigger_id` as an interaction by `user` carries (valid for `trigger_ttl`)."""
         trigger = f"{next(self._seq)}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:16]}"
         self.workspace.triggers[trigger] = (user, time.monotonic())
         return trigger
@@ -477,8 +642,8 @@ class SlackStandin:
             "text": text,
             "api_app_id": APP_ID,
             "is_enterprise_install": "false",
-            "response_url": self._response_url_for(user, channel),
-            "trigger_id": self._trigger(user),
+            "response_url": self.response_url_for(user, channel),
+            "trigger_id": self.trigger(user),
         }
         answer = await self._send(urlencode(form), "slash_commands", form, **send)
         self._show_ack(answer, user, channel)
@@ -498,12 +663,12 @@ class SlackStandin:
                 "channel_id": message.channel,
                 "is_ephemeral": False,
             },
-            "trigger_id": self._trigger(user),
+            "trigger_id": self.trigger(user),
             "team": {"id": TEAM_ID, "domain": "sandbox"},
             "channel": {"id": message.channel, "name": "directmessage"},
             "message": message.public(),
             "state": {"values": {}},
-            "response_url": self._response_url_for(user, message.channel),
+            "response_url": self.response_url_for(user, message.channel),
             "actions": [
                 {
                     "type": element.get("type", "button"),
@@ -543,7 +708,7 @@ class SlackStandin:
             "user": self._user(user),
             "api_app_id": APP_ID,
             "token": "sandbox-verification-token",
-            "trigger_id": self._trigger(user),
+            "trigger_id": self.trigger(user),
             "view": submitted,
             "response_urls": [],
             "is_enterprise_install": False,
@@ -702,15 +867,34 @@ def _json_field(value: Any) -> Any:
     return value
 
 
-async def _params(request: web.Request) -> dict[str, Any]:
-    """Arguments as Slack reads them: query string, form body or JSON body."""
-    params: dict[str, Any] = dict(request.query)
+async def _arguments(request: web.Request, *, takes_json: bool) -> tuple[dict[str, Any], str]:
+    """Arguments and token as Slack reads them. A GET's arguments are its query string; a
+    POST's are its query string and its body: form fields (the token may be one), or JSON
+    for a method that takes JSON (its token in the Authorization header). A JSON body sent to
+    a method that takes none is not read, and neither is a token in the query string (apps
+    created since 2021 may not send one there): the call goes on as if they were not sent."""
+    params: dict[str, Any] = {k: v for k, v in request.query.items() if k != "token"}
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if request.method != "POST":
+        return params, token
     if request.content_type == "application/json":
-        body = await request.json()
-        params.update(body if isinstance(body, dict) else {})
-    else:
-        params.update(parse_qsl(await request.text(), keep_blank_values=True))
-    return params
+        body = await request.json() if takes_json else None
+        if isinstance(body, dict):
+            params.update({k: v for k, v in body.items() if k != "token"})
+        return params, token
+    form = dict(parse_qsl(await request.text(), keep_blank_values=True))
+    token = token or form.get("token", "")
+    params.update({k: v for k, v in form.items() if k != "token"})
+    return params, token
+
+
+def _required(params: dict[str, Any], *names: str) -> None:
+    """An absent required argument, as Slack answers it (one present but empty is the
+    method's own error, e.g. `channel_not_found`)."""
+    missing = [n for n in names if n not in params]
+    if missing:
+        messages = [f"[ERROR] missing required field: {n}" for n in missing]
+        raise SlackError("invalid_arguments", response_metadata={"messages": messages})
 
 
 def _find_action(message: Message, action_id: str) -> tuple[dict[str, Any], str]:
