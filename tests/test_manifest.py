@@ -88,14 +88,36 @@ def is_conversation_id(value: object) -> bool:
     return isinstance(value, str) and value[:1] in ("C", "D", "G") and value[1:].isalnum()
 
 
-def conversation_kind(expr: ast.expr, assigned: dict[str, list[ast.expr]]) -> str | None:
-    """Where a `channel=` argument comes from: `D` if from `conversations.open`, the first
-    letter of a literal conversation ID, None when the code does not say."""
+Functions = dict[str, ast.FunctionDef | ast.AsyncFunctionDef]
+
+
+def called_name(call: ast.Call) -> str:
+    func = call.func
+    return (
+        func.attr
+        if isinstance(func, ast.Attribute)
+        else func.id
+        if isinstance(func, ast.Name)
+        else ""
+    )
+
+
+def conversation_kind(
+    expr: ast.expr, assigned: dict[str, list[ast.expr]], functions: Functions
+) -> str | None:
+    """Where a `channel=` argument comes from: `D` if from `conversations.open` (directly,
+    or through a function of the same module that opens one), the first letter of a
+    literal conversation ID, None when the code does not say."""
     pending, seen = [expr], set()
     while pending:
         node = pending.pop()
         for inner in ast.walk(node):
             if isinstance(inner, ast.Call) and opens_a_dm(inner):
+                return "D"
+            helper = functions.get(called_name(inner)) if isinstance(inner, ast.Call) else None
+            if helper is not None and any(
+                isinstance(n, ast.Call) and opens_a_dm(n) for n in ast.walk(helper)
+            ):
                 return "D"
             if isinstance(inner, ast.Constant) and is_conversation_id(inner.value):
                 return str(inner.value)[0]
@@ -107,10 +129,9 @@ def conversation_kind(expr: ast.expr, assigned: dict[str, list[ast.expr]]) -> st
 
 def api_calls(tree: ast.Module, filename: str) -> list[ApiCall]:
     calls: list[ApiCall] = []
-    scopes = [
-        tree,
-        *(n for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef | ast.FunctionDef)),
-    ]
+    defined = [n for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef | ast.FunctionDef)]
+    functions: Functions = {n.name: n for n in defined}
+    scopes = [tree, *defined]
     for scope in scopes:
         nodes = list(own_nodes(scope))
         assigned: dict[str, list[ast.expr]] = {}
@@ -136,7 +157,7 @@ def api_calls(tree: ast.Module, filename: str) -> list[ApiCall]:
             else:
                 continue
             channel = next((k.value for k in node.keywords if k.arg == "channel"), None)
-            kind = None if channel is None else conversation_kind(channel, assigned)
+            kind = None if channel is None else conversation_kind(channel, assigned, functions)
             calls.append(ApiCall(method, f"{filename}:{node.lineno}", kind))
     return calls
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from bot import messages
 from bot.sandbox.methods import bot_scopes, read_manifest
 from tests.processes import poll
-from tests.slackbot import ALICE, RITA, at, running_bot, standin
+from tests.slackbot import ALICE, RITA, Bot, at, running_bot, standin
 
 SCOPES = bot_scopes(read_manifest())
 
@@ -18,17 +18,25 @@ def without(scope: str) -> list[str]:
     return [s for s in SCOPES if s != scope]
 
 
-async def test_without_im_history_the_requester_never_hears_the_outcome(tmp_path: Path) -> None:
+async def approve_while_the_outcome_post_fails(bot: Bot) -> None:
+    """Alice approves, and Slack fails the outcome DM more often than the client retries:
+    the step runs again, and must first search the DM for a notice already sent."""
+    await bot.slack.slash_command(RITA, f"{at(ALICE)} Deploy api v2.3")
+    to_alice = await bot.request_dm(ALICE)
+    bot.slack.fail("chat.postMessage", status=500, times=4)
+    await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION)
+    await bot.gone(to_alice)  # the decision itself needs no history
+
+
+async def test_without_im_history_a_retried_outcome_never_reaches_the_requester(
+    tmp_path: Path,
+) -> None:
     async with (
         standin(scopes=without("im:history")) as slack,
         running_bot(slack, f"sqlite:///{tmp_path / 'bot.db'}") as bot,
     ):
-        await slack.slash_command(RITA, f"{at(ALICE)} Deploy api v2.3")
-        to_alice = await bot.request_dm(ALICE)
-        await slack.click(ALICE, to_alice, messages.APPROVE_ACTION)
-        await bot.gone(to_alice)  # the decision itself needs no history
-        # The outcome looks for a notice already sent before sending it; Slack refuses the
-        # look, the step fails and is retried, and is refused again.
+        await approve_while_the_outcome_post_fails(bot)
+        # Slack refuses the search, the step fails and is retried, and is refused again.
         await poll(
             lambda: slack.errors_of("conversations.history").count("missing_scope") >= 2,
             15,
@@ -39,16 +47,16 @@ async def test_without_im_history_the_requester_never_hears_the_outcome(tmp_path
         assert await bot.status(await bot.only_workflow()) != "finished"
 
 
-async def test_with_im_history_the_same_flow_tells_the_requester(tmp_path: Path) -> None:
+async def test_with_im_history_the_same_flow_tells_the_requester_once(tmp_path: Path) -> None:
     async with (
         standin() as slack,
         running_bot(slack, f"sqlite:///{tmp_path / 'bot.db'}") as bot,
     ):
-        await slack.slash_command(RITA, f"{at(ALICE)} Deploy api v2.3")
-        await slack.click(ALICE, await bot.request_dm(ALICE), messages.APPROVE_ACTION)
-        await bot.dm(RITA, "approved")
+        await approve_while_the_outcome_post_fails(bot)
+        told = await bot.dm(RITA, "approved", timeout=30)
         assert slack.errors_of("conversations.history") == []
-        assert slack.calls_of("conversations.history")
+        assert len(slack.calls_of("conversations.history")) == 1
+        assert [m for m in slack.visible(RITA) if not m.ephemeral_to] == [told]
 
 
 async def test_without_chat_write_no_approver_is_asked(tmp_path: Path) -> None:
