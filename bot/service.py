@@ -15,8 +15,9 @@ from bot import actions, commands, messages
 from bot.metrics import PrometheusObserver
 from bot.outcomes import SlackNotifier
 from bot.priority import RequestsFirst
+from bot.ratelimit import Limiter
 from bot.settings import Settings
-from bot.slack import make_client
+from bot.slack import make_client, our_rate
 from callbacks import default_callbacks
 from callbacks.slack import Posts, SlackActionManager
 from callbacks.user_action import WaitForUserAction
@@ -83,7 +84,10 @@ def build(
     sweep_interval: float | None = None,
     resumer: SchedulerResumer | None = None,
 ) -> Service:
-    client = make_client(settings.slack_bot_token, settings.slack_api_url)
+    limiter = Limiter(
+        our_rate, minute=settings.slack_minute_seconds, share=settings.slack_rate_share
+    )
+    client = make_client(settings.slack_bot_token, settings.slack_api_url, limiter=limiter)
     requests_first = RequestsFirst()
     posts = Posts(client)
     notifier: Notifier = SlackNotifier(posts)  # checked against the workflow's Protocol

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     workflow_lease_seconds: float = Field(default=30.0, gt=0)
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     fsync_steps: bool = False
+    slack_rate_share: float = Field(default=1.0, gt=0, le=1)
+    slack_minute_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -26,12 +26,21 @@ from bot import messages
 from bot.sandbox.slack import Message, SentRequest, SlackStandin, View
 from tests.conftest import fresh_postgres_database
 from tests.processes import BotProcess, free_port, poll
-from tests.slackbot import ALICE, BOB, BOT_TOKEN, RITA, SIGNING_SECRET, at
+from tests.slackbot import ALICE, BOB, BOT_TOKEN, RITA, SIGNING_SECRET, at, standin
 from workflows.store import SQLStore
 
 REQUESTS = int(os.environ.get("CHAOS_REQUESTS", "45"))
 KILL_EVERY = float(os.environ.get("CHAOS_KILL_EVERY", "2.0"))
 PLANS = ("approved", "denied", "timed out")
+# Slack's rate limits hold, on a Slack minute of 3 s (at real speed, 45 requests' deletes
+# alone would take two minutes); the three processes share the workspace's budget.
+MINUTE = 3.0
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandin]:
+    async with standin(minute=MINUTE) as s:
+        yield s
 
 
 class Cluster:
@@ -48,6 +57,8 @@ class Cluster:
             WORKFLOW_LEASE_SECONDS="3",
             SWEEP_INTERVAL_SECONDS="0.2",
             LOG_LEVEL="WARNING",
+            SLACK_MINUTE_SECONDS=str(MINUTE),
+            SLACK_RATE_SHARE=str(1 / 3),
         )
         self.ports = [free_port() for _ in range(3)]
         self.processes: list[BotProcess | None] = [None, None, None]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import pytest
 import slack_sdk.web.async_client
 
-from bot.sandbox.methods import METHODS, bot_scopes, read_manifest
 from bot.sandbox.slack import SlackStandin
+from bot.slackapi import METHODS, bot_scopes, read_manifest
 from tests.processes import ROOT
 
 SOURCES = (ROOT / "bot", ROOT / "callbacks")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot import messages
-from bot.sandbox.methods import bot_scopes, read_manifest
+from bot.slackapi import bot_scopes, read_manifest
 from tests.processes import poll
 from tests.slackbot import ALICE, RITA, Bot, at, running_bot, standin
 

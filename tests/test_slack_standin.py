@@ -13,9 +13,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.sandbox.methods import bot_scopes, read_manifest
 from bot.sandbox.slack import SlackStandin
 from bot.slack import make_client
+from bot.slackapi import bot_scopes, read_manifest
 from tests.slackbot import ALICE, APP_TOKEN, BOT_TOKEN, RITA, standin
 from workflows import CallbackRequest
 

@@ -1,14 +1,16 @@
 """A local Slack: the Web API the bot calls, and Slack's side of the conversation.
 
 As the Web API (reached through `SLACK_API_URL`) it answers the methods in
-`bot.sandbox.methods` the way Slack does, and refuses what Slack refuses: `not_authed` and
+`bot.slackapi` the way Slack does, and refuses what Slack refuses: `not_authed` and
 `invalid_auth`, `missing_scope` for a call the token's scopes (those `manifest.yml` asks for)
 do not cover, arguments read as Slack reads them (a GET's from its query string, a JSON body
 only by methods that take JSON), Block Kit that slack_sdk's models reject (`invalid_blocks`,
 `invalid_arguments` for views), `D…` conversation IDs for DMs opened by posting to a user ID,
 `channel_not_found` when `chat.delete` is given a user ID, `message_not_found`,
-`expired_trigger_id` three seconds after a click, and, when asked to, HTTP 429 with
-`Retry-After` or 500s. It records every call and every answer.
+`expired_trigger_id` three seconds after a click, Slack's rate limits by tier (HTTP 429
+with `Retry-After`, `bot.sandbox.tiers`, on a Slack minute that tests and benchmarks
+compress), and, when asked to, 429s or 500s of its own. It records every call and every
+answer.
 
 As Slack's side it signs slash commands, button clicks and modal submissions with the
 signing secret and sends them to the app over HTTP (or, when the app connected through
@@ -24,7 +26,7 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -33,8 +35,18 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from bot.ratelimit import Rate
 from bot.sandbox.blockkit import MESSAGE_TEXT, BlockKitError, check_blocks, check_view
-from bot.sandbox.methods import METHODS, Method, bot_scopes, home_tab_enabled, read_manifest
+from bot.sandbox.tiers import Tiers
+from bot.slackapi import (
+    METHODS,
+    PER_CHANNEL,
+    Method,
+    bot_scopes,
+    budget_key,
+    home_tab_enabled,
+    read_manifest,
+)
 
 TEAM_ID = "T0SANDBOX"
 BOT_USER_ID = "U0BOT"
@@ -141,11 +153,15 @@ class SlackStandin:
         scopes: Iterable[str] | None = None,
         home_tab: bool | None = None,
         client_traces: Sequence[aiohttp.TraceConfig] = (),
+        minute: float = 60.0,
+        rates: Mapping[str, Rate] | None = None,
     ) -> None:
         """`scopes`: what the bot token is granted, and `home_tab`: whether the app has a
         Home tab (by default, what `manifest.yml` says, as a workspace installing the app
         grants it); `client_traces`: aiohttp tracing of the requests sent to the app
-        (benchmarks time them on the wire)."""
+        (benchmarks time them on the wire); `minute`: how long a Slack minute of the rate
+        limits lasts (see `bot.sandbox.tiers`), `rates` replacing some methods' rates."""
+        self.tiers = Tiers(minute=minute, rates=rates)
         self.signing_secret = signing_secret
         self.client_traces = list(client_traces)
         self.bot_token = bot_token
@@ -312,6 +328,9 @@ class SlackStandin:
         if needed is not None and needed not in granted:
             missing = {"needed": needed, "provided": ",".join(granted)}
             return 200, {"ok": False, "error": "missing_scope", **missing}, headers
+        retry_after = self.tiers.take(budget_key(name, self._budget_channel(name, params)))
+        if retry_after is not None:
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         try:
             result = await handler(params)
         except SlackError as e:
@@ -320,6 +339,13 @@ class SlackStandin:
             return 200, e.body(), headers
         await self._notify()
         return 200, {"ok": True, **result}, headers
+
+    def _budget_channel(self, name: str, params: dict[str, Any]) -> str:
+        """The channel whose budget a per-channel method spends (a user ID means the DM)."""
+        channel = str(params.get("channel", ""))
+        if name in PER_CHANNEL and channel[:1] in ("U", "W") and channel in self.workspace.users:
+            return self.dm_channel(channel)
+        return channel
 
     def _ts(self) -> str:
         return f"{int(self._clock())}.{next(self._seq):06d}"

@@ -1,8 +1,9 @@
-"""The Web API methods the built-in Slack serves, as Slack's method reference states them.
+"""The Web API methods the bot calls, as Slack's method reference states them.
 
-One table, read by the built-in Slack (which scope a call needs, whether a JSON body is
-read) and by the tests that derive the scopes the bot needs from its code, so `manifest.yml`
-asks for exactly those.
+One table, read by the bot's rate limiter (each method's tier), by the built-in Slack
+(which scope a call needs, whether a JSON body is read, the tiers it enforces) and by the
+tests that derive the scopes the bot needs from its code, so `manifest.yml` asks for
+exactly those.
 
 Slack takes the arguments of every method from the query string of a GET or from the body of
 a POST (form-encoded, mixed with the query string, or JSON for the methods that accept it);
@@ -19,7 +20,9 @@ from typing import Any, Literal
 
 import yaml
 
-MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+from bot.ratelimit import Rate
+
+MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
 
 Tier = Literal[1, 2, 3, 4, "special"]
 
@@ -29,7 +32,7 @@ class Method:
     """`scope` is the bot scope the call needs (None: none). `by_conversation` replaces it
     for methods whose scope depends on the kind of conversation, keyed by the first letter
     of the conversation ID (`D` a DM, `C` a public channel, `G` a private one). `tier` is
-    Slack's rate-limit tier (not enforced). `token` is the kind of token the method takes."""
+    Slack's rate-limit tier (see `slack_rate`). `token` is the kind of token the method takes."""
 
     name: str
     preferred: Literal["GET", "POST"]
@@ -84,6 +87,39 @@ METHODS: dict[str, Method] = {
         ),
     )
 }
+
+
+# Calls a minute, per workspace, and the burst tolerated after a quiet spell ("+" in
+# Slack's wording), by tier; "special" methods have limits of their own below.
+TIER_RATES: dict[Tier, Rate] = {
+    1: Rate(1, burst=1),
+    2: Rate(20, burst=3),
+    3: Rate(50, burst=5),
+    4: Rate(100, burst=10),
+}
+SPECIAL_RATES: dict[str, Rate] = {
+    "auth.test": Rate(600, burst=50),
+    "chat.getPermalink": Rate(600, burst=50),
+    # About one message a second per channel, short bursts allowed (by channel, see below).
+    "chat.postMessage": Rate(60, burst=3),
+}
+PER_CHANNEL = frozenset({"chat.postMessage"})
+
+
+def budget_key(method: str, channel: str = "") -> str:
+    """What one rate budget covers: a method in the workspace, or in one channel."""
+    return f"{method}:{channel}" if method in PER_CHANNEL and channel else method
+
+
+def slack_rate(key: str) -> Rate | None:
+    """Slack's rate for a budget (`budget_key`); None for a method it does not limit."""
+    name = key.split(":", 1)[0]
+    method = METHODS.get(name)
+    if method is None:
+        return None
+    if method.tier == "special":
+        return SPECIAL_RATES.get(name)
+    return TIER_RATES[method.tier]
 
 
 def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
