@@ -173,6 +173,7 @@ class SlackStandin:
         self.workspace.channels["C0GENERAL"] = {"id": "C0GENERAL", "name": "general"}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.answers: list[tuple[str, dict[str, Any]]] = []
+        self.answered_at: list[float] = []  # time.monotonic() of each answer
         self.responses: list[dict[str, Any]] = []
         self.app_url = ""
         self.trigger_ttl = TRIGGER_TTL  # tests shorten it to see expired triggers
@@ -248,6 +249,14 @@ class SlackStandin:
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         return [params for m, params in self.calls if m == method]
 
+    def timeline(self, method: str) -> list[tuple[float, str]]:
+        """When each call of `method` was answered, and how (`ok` or the error)."""
+        return [
+            (at, "ok" if body["ok"] else str(body.get("error")))
+            for (m, body), at in zip(self.answers, self.answered_at, strict=True)
+            if m == method
+        ]
+
     def errors_of(self, method: str) -> list[str]:
         """The `error` of every failed answer to `method`, in order."""
         return [
@@ -294,6 +303,7 @@ class SlackStandin:
         self.calls.append((name, params))
         status, body, headers = self._fault(name) or await self._answer(name, method, params, token)
         self.answers.append((name, body))
+        self.answered_at.append(time.monotonic())
         return web.json_response(body, status=status, headers=headers)
 
     def _fault(self, name: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
