@@ -108,8 +108,10 @@ def table(views: Sequence[View], width: int | None = None) -> list[str]:
     w_id = max(map(len, ["ID", *ids]))
     w_by = max(map(len, ["BY", *starters]))
     w_status = max(len("STATUS"), *(len(v.status) for v in views)) if views else len("STATUS")
-    room = width - (w_id + w_by + w_status + 16 + 2 * 5) - 24  # 24: for PEOPLE to start
-    w_what = max(len("WHAT"), min(max(map(len, titles), default=0), max(20, room)))
+    # What it is about leads: at least 30 characters, more as the terminal allows after
+    # the other columns and the start of PEOPLE (which may wrap).
+    room = width - (w_id + w_by + w_status + 16 + 2 * 5) - 16
+    w_what = max(len("WHAT"), min(max(map(len, titles), default=0), max(30, room)))
     lines = [
         f"{'ID':{w_id}}  {'WHAT':{w_what}}  {'BY':{w_by}}  {'STATUS':{w_status}}  "
         f"{'CREATED':16}  PEOPLE"
