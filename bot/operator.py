@@ -114,10 +114,10 @@ def with_database(fn: Callable[[Database], Awaitable[T]], *, migrate: bool = Fal
             return await fn(Database(engine, store))
         except SchemaNotCurrent as e:
             advice = (
-                "run `approval-bot migrate` first"
-                if "older" in str(e)
-                else f"point DATABASE_URL at the bot's database (the sandbox's: {SANDBOX_HINT})"
-                ", or create the tables with `approval-bot migrate`"
+                f"point DATABASE_URL at the bot's database (the sandbox's: {SANDBOX_HINT}), "
+                "or create the tables with `approval-bot migrate`"
+                if e.found is None
+                else "run `approval-bot migrate` first"
             )
             raise click.ClickException(f"DATABASE_URL={shown_url(url)}: {e}; {advice}") from None
         except DatabaseUnavailable as e:

@@ -224,3 +224,18 @@ async def test_an_unreachable_database_stops_start_up_with_one_line(
         f"approvals: [Errno 111] Connect call failed ('127.0.0.1', {port})"
     ]
     assert "secret-pw" not in result.stdout + result.stderr
+
+
+async def test_an_unreachable_slack_stops_start_up_with_one_line(
+    bot_env: dict[str, str],
+) -> None:
+    api = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+    result = await asyncio.to_thread(run_bot, {**bot_env, "SLACK_API_URL": api})
+    assert result.returncode == 1
+    *retries, line = result.stderr.splitlines()
+    # Retried first, as every Web API call is (a blip at start-up is no reason to stop).
+    assert len(retries) == 3
+    assert all("A retry handler found: AsyncConnectionErrorRetryHandler" in r for r in retries)
+    assert line.startswith(f"Error: cannot reach Slack at {api} (Cannot connect to host ")
+    assert line.endswith("; check SLACK_API_URL and the network")
+    assert bot_env["SLACK_BOT_TOKEN"] not in result.stdout + result.stderr

@@ -272,18 +272,19 @@ async def raw_sql(database_url: str, *statements: str) -> None:
 
 
 async def test_a_corrupt_row_is_listed_as_corrupt(database_url: str) -> None:
-    await stored_requests(database_url, "good-one", "bad-state", "bad-data")
+    await stored_requests(database_url, "good-one", "bad-state", "bad-data", "bad-model")
     await raw_sql(
         database_url,
         """UPDATE workflows SET state = '{"threads": 7}' WHERE id = 'bad-state'""",
         """UPDATE workflows SET data = '"not an object"' WHERE id = 'bad-data'""",
+        """UPDATE workflows SET data = '{"requester": "U0RITA"}' WHERE id = 'bad-model'""",
     )
     listed = await on(database_url, "workflows", "list")
     assert listed.exit_code == 0, listed.output
     assert "Traceback" not in listed.output
     assert (
         listed.stderr.splitlines()[-1]
-        == "(3 workflows, 2 corrupt (`show ID` shows what is stored))"
+        == "(4 workflows, 3 corrupt (`show ID` shows what is stored))"
     )
     rows = {row.split()[0]: row for row in listed.stdout.splitlines()[1:]}
     assert "Request good-one" in rows["good-one"]
@@ -294,6 +295,11 @@ async def test_a_corrupt_row_is_listed_as_corrupt(database_url: str) -> None:
         "threads Input should be a valid array" in rows["bad-stat"]
     )
     assert rows["bad-data"].endswith("workflow 'bad-data': data is not a JSON object")
+    # JSON that decodes but no longer fits the workflow's model: the engine refuses it too.
+    assert "  corrupt  " in rows["bad-mode"]
+    assert rows["bad-mode"].endswith(
+        "workflow 'bad-model': data does not validate: approvers: Field required"
+    )
 
     lines = {
         line["id"]: line
@@ -313,6 +319,11 @@ async def test_a_corrupt_row_is_listed_as_corrupt(database_url: str) -> None:
         "CORRUPT: workflow 'bad-data': data is not a JSON object\ndetail:\n"
     )
     assert '  data (as stored):\n    "not an object"\n' in shown.stdout
+    unfit = await on(database_url, "workflows", "show", "bad-mo")
+    assert unfit.stdout.startswith(
+        "CORRUPT: workflow 'bad-model': data does not validate: approvers: Field required\n"
+    )
+    assert '  data:\n    {\n      "requester": "U0RITA"\n    }\n  threads:\n' in unfit.stdout
     document = json.loads(
         (await on(database_url, "workflows", "show", "bad-state", "--json")).stdout
     )

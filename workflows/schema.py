@@ -47,6 +47,11 @@ class SchemaTooNew(WorkflowError):
 class SchemaNotCurrent(WorkflowError):
     """The database has no workflow tables, or an older schema than this code's."""
 
+    def __init__(self, message: str, found: str | None) -> None:
+        super().__init__(message)
+        self.found = found
+        """The database's revision (None: no tables)."""
+
 
 def config(connection: Connection | None = None) -> Config:
     cfg = Config()
@@ -97,8 +102,9 @@ def check_current(connection: Connection) -> None:
     check_not_newer(connection)
     found = current(connection)
     if found is None:
-        raise SchemaNotCurrent("the database has no workflow tables")
+        raise SchemaNotCurrent("the database has no workflow tables", found)
     if found != head():
         raise SchemaNotCurrent(
-            f"the database schema is at revision {found!r}, older than this code's {head()!r}"
+            f"the database schema is at revision {found!r}, older than this code's {head()!r}",
+            found,
         )
