@@ -1,14 +1,21 @@
-"""`python -m bot` / `approval-bot`: run the Slack approval bot."""
+"""`python -m bot` / `approval-bot`: run the Slack approval bot.
+
+Only click is imported up front: each command imports what it needs when it runs, so
+`--help` (and a mistyped command) answers at once instead of after the seconds it takes
+to load Slack, the engine and SQLAlchemy.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 
-from bot.logs import configure_logging
-from bot.settings import SettingsError, load_settings
-from workflows import WorkflowError
+from bot.operator import with_database, workflows
+
+if TYPE_CHECKING:
+    from bot.operator import Database
 
 
 @click.group(invoke_without_command=True)
@@ -22,8 +29,11 @@ def cli(ctx: click.Context) -> None:
 @cli.command()
 def run() -> None:
     """Serve Slack over HTTP, or Socket Mode when SLACK_APP_TOKEN is set."""
+    from bot.logs import configure_logging
     from bot.server import serve
     from bot.service import build
+    from bot.settings import SettingsError, load_settings
+    from workflows import WorkflowError
 
     try:
         settings = load_settings()
@@ -33,7 +43,7 @@ def run() -> None:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(build(settings)))
-    except WorkflowError as e:  # e.g. a database schema newer than this release
+    except (SettingsError, WorkflowError) as e:  # e.g. a refused token, a newer schema
         raise click.ClickException(str(e)) from None
 
 
@@ -54,6 +64,7 @@ def run() -> None:
 def sandbox(port: int, host: str, database_url: str, fresh: bool) -> None:
     """Run the real bot against a built-in Slack, with a page to use it: no workspace needed.
     Workflows and the built-in Slack's messages are kept across restarts."""
+    from bot.logs import configure_logging
     from bot.sandbox.page import forget, serve_sandbox
 
     configure_logging("INFO")
@@ -71,23 +82,16 @@ def sandbox(port: int, host: str, database_url: str, fresh: bool) -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the database (DATABASE_URL) up to date with this release, then exit."""
-    from bot.operator import with_engine
-    from workflows import Engine, schema
+    from workflows import schema
 
-    async def started(engine: Engine) -> None:
-        """Starting the engine is what migrates."""
+    async def started(db: Database) -> None:
+        """Opening the database with `migrate=True` is what migrates."""
 
-    with_engine(started)
+    with_database(started, migrate=True)
     click.echo(f"database is at schema revision {schema.head()}")
 
 
-def _register_operator_commands() -> None:
-    from bot.operator import workflows
-
-    cli.add_command(workflows)
-
-
-_register_operator_commands()
+cli.add_command(workflows)
 
 
 def main() -> None:

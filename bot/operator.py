@@ -3,6 +3,14 @@
 Every change goes through the engine's row lock, is validated before it is saved, and is
 recorded in the audit trail with the operator as actor. The running bot processes carry
 out what follows (tearing down Slack messages, running the next step) within a sweep.
+
+Every command says on stderr which database it works on, and none creates one: a missing
+SQLite file or a database without the tables is an error naming DATABASE_URL (only
+`approval-bot migrate` creates and upgrades). An id may be shortened to any unique
+prefix, as git takes them.
+
+The commands are defined here without the engine: it is imported when a command runs, so
+`approval-bot --help` does not wait for SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -13,21 +21,30 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from bot.commands import UsageError, parse_duration
-from bot.settings import SettingsError, load_settings
-from workflows import Engine, WorkflowError
-from workflows.approval import ApprovalRequest
-from workflows.state import Status
-from workflows.types import Record
+if TYPE_CHECKING:
+    from bot.views import View
+    from workflows import Engine, Workflow
+    from workflows.store import SQLStore
 
 T = TypeVar("T")
-STATUSES = [s.value for s in Status]
-WORKFLOWS = [ApprovalRequest]
+STATUSES = ["running", "waiting", "finished", "failed", "cancelled"]
+"""`workflows.state.Status`, spelled out so that `--help` need not import the engine."""
+CANDIDATES = 10
+"""How many ids an ambiguous prefix names."""
+SANDBOX_HINT = "DATABASE_URL=sqlite:///sandbox.db, from the directory the sandbox runs in"
+
+
+def workflow_types() -> list[type[Workflow]]:
+    from workflows.approval import ApprovalRequest
+
+    return [ApprovalRequest]
 
 
 def actor() -> str:
@@ -37,42 +54,80 @@ def actor() -> str:
         return "cli"
 
 
-def with_engine(fn: Callable[[Engine], Awaitable[T]]) -> T:
-    """Run `fn` with an engine on the configured database: no resumer, no Slack. Engine
-    errors become one-line CLI errors."""
+@dataclass
+class Database:
+    """The configured database, opened for an operator command (no resumer, no Slack)."""
+
+    engine: Engine
+    store: SQLStore
+
+    async def resolve(self, given: str) -> str:
+        """The id `given` stands for: a whole id, or the start of exactly one."""
+        from workflows import WorkflowNotFound
+
+        found = await self.store.ids_starting_with(given, CANDIDATES + 1) if given else []
+        if given in found:
+            return given
+        if not found:
+            raise WorkflowNotFound(f"no workflow with id {given!r}")
+        if len(found) > 1:
+            count = f"more than {CANDIDATES}" if len(found) > CANDIDATES else str(len(found))
+            raise click.ClickException(
+                f"id {given!r} is ambiguous: {count} workflows start with it: "
+                + ", ".join(found[:CANDIDATES])
+            )
+        return found[0]
+
+    async def view(self, workflow_id: str) -> View:
+        from bot.views import view
+
+        return view(await self.store.read(workflow_id), self.engine.workflows)
+
+
+def with_database(fn: Callable[[Database], Awaitable[T]], *, migrate: bool = False) -> T:
+    """Run `fn` on the configured database, after saying on stderr which one it is.
+    Without `migrate`, a database that does not exist, or lacks the current tables, is
+    refused rather than created. Errors become one-line CLI errors."""
+    from bot.settings import SettingsError, load_settings
+    from workflows import DatabaseUnavailable, Engine, WorkflowError
+    from workflows.schema import SchemaNotCurrent
+    from workflows.store import SQLStore, shown_url
+
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        raise click.ClickException(str(e)) from None
+    url = settings.database_url
+    click.echo(f"database: {shown_url(url)}", err=True)
+    store = SQLStore(url, migrate=migrate)
+    path = store.sqlite_path
+    if not migrate and path is not None and not Path(path).exists():
+        raise click.ClickException(
+            f"no database at {path} (DATABASE_URL={shown_url(url)}); point DATABASE_URL "
+            f"at the bot's database, e.g. for the sandbox's: {SANDBOX_HINT}"
+        )
+    engine = Engine(db=store, workflows=workflow_types())
 
     async def run() -> T:
         try:
-            settings = load_settings()
-        except SettingsError as e:
-            raise click.ClickException(str(e)) from None
-        engine = Engine(settings.database_url, workflows=WORKFLOWS)
-        try:
             await engine.start()
-            return await fn(engine)
+            return await fn(Database(engine, store))
+        except SchemaNotCurrent as e:
+            advice = (
+                f"point DATABASE_URL at the bot's database (the sandbox's: {SANDBOX_HINT}), "
+                "or create the tables with `approval-bot migrate`"
+                if e.found is None
+                else "run `approval-bot migrate` first"
+            )
+            raise click.ClickException(f"DATABASE_URL={shown_url(url)}: {e}; {advice}") from None
+        except DatabaseUnavailable as e:
+            raise click.ClickException(f"DATABASE_URL: {e}") from None
         except WorkflowError as e:
             raise click.ClickException(str(e)) from None
         finally:
             await engine.close()
 
     return asyncio.run(run())
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, indent=2, sort_keys=True)
-
-
-def _summary(record: Record) -> dict[str, Any]:
-    steps = ", ".join(f"{t.id}@{t.step or 'start'}({t.status})" for t in record.state.threads)
-    return {
-        "id": record.id,
-        "type": record.type,
-        "status": record.status,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "threads": steps,
-        "error": record.error,
-    }
 
 
 @click.group()
@@ -89,7 +144,11 @@ def workflows() -> None:
 def list_(
     status: str | None, type_: str | None, older_than: str | None, limit: int, as_json: bool
 ) -> None:
-    """List workflows, newest first."""
+    """List workflows, newest first: what each is about, who started it, how it stands,
+    everyone's answers. A row that cannot be read is listed as corrupt, with the reason."""
+    from bot.commands import UsageError, parse_duration
+    from bot.views import listed, table, view
+
     cutoff = None
     if older_than:
         try:
@@ -97,78 +156,43 @@ def list_(
         except UsageError as e:
             raise click.BadParameter(str(e).replace("`", ""), param_hint="--older-than") from None
 
-    records = with_engine(
-        lambda engine: engine.db.list_workflows(
+    async def run(db: Database) -> list[View]:
+        entries = await db.store.listing(
             status=status, limit=limit, newest_first=True, type=type_, created_before=cutoff
         )
-    )
+        return [view(e, db.engine.workflows) for e in entries]
+
+    views = with_database(run)
     if as_json:
-        for record in records:
-            click.echo(json.dumps(_summary(record), default=str))
+        for v in views:
+            click.echo(json.dumps(listed(v), default=str))
         return
-    click.echo(f"{'ID':32}  {'TYPE':10} {'STATUS':9} {'CREATED':19}  THREADS")
-    for record in records:
-        created = record.created_at.strftime("%Y-%m-%d %H:%M:%S") if record.created_at else ""
-        s = _summary(record)
-        click.echo(
-            f"{record.id:32}  {record.type:10} {record.status:9} {created:19}  {s['threads']}"
-        )
-    click.echo(f"({len(records)} workflow{'s' if len(records) != 1 else ''})", err=True)
+    for line in table(views):
+        click.echo(line)
+    corrupt = sum(1 for v in views if v.problem is not None)
+    note = f", {corrupt} corrupt (`show ID` shows what is stored)" if corrupt else ""
+    click.echo(f"({len(views)} workflow{'s' if len(views) != 1 else ''}{note})", err=True)
 
 
 @workflows.command()
 @click.argument("workflow_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def show(workflow_id: str, as_json: bool) -> None:
-    """Show one workflow: data, execution state and audit history."""
+    """Show one workflow: what it is about and how it stands, then its data, execution
+    state and audit history. WORKFLOW_ID may be a unique prefix."""
+    from bot.views import as_json as dumps
+    from bot.views import document, shown
 
-    async def run(engine: Engine) -> tuple[Record, list[dict[str, Any]]]:
-        return await engine.db.get(workflow_id), await engine.history(workflow_id)
+    async def run(db: Database) -> tuple[View, list[dict[str, Any]]]:
+        wid = await db.resolve(workflow_id)
+        return await db.view(wid), await db.store.history(wid)
 
-    record, history = with_engine(run)
-    document = {
-        **_summary(record),
-        "version": record.version,
-        "attempts": record.attempts,
-        "due_at": record.due_at,
-        "output": record.output,
-        "data": record.data,
-        "state": record.state.to_data(),
-        "history": history,
-    }
+    v, history = with_database(run)
     if as_json:
-        click.echo(_json(document))
+        click.echo(dumps(document(v, history)))
         return
-    for key in (
-        "id",
-        "type",
-        "status",
-        "error",
-        "attempts",
-        "due_at",
-        "created_at",
-        "updated_at",
-        "output",
-    ):
-        click.echo(f"{key:11} {document[key]}")
-    click.echo("data:")
-    click.echo(_indent(_json(record.data)))
-    click.echo("threads:")
-    for thread in record.state.threads:
-        click.echo(f"  {thread.id}: {thread.status} at {thread.step or '(start)'}")
-        for event in thread.events:
-            error = f" error={event.error}" if event.error else ""
-            click.echo(f"    waits for {event.name} ({event.type}, {event.status}){error}")
-    click.echo("history:")
-    for entry in history:
-        click.echo(
-            f"  {entry['created_at']} {entry['kind']} {entry['name']} "
-            f"{entry['actor']} {json.dumps(entry['input'], default=str)}"
-        )
-
-
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
+    for line in shown(v, history):
+        click.echo(line)
 
 
 def _value(raw: str) -> Any:
@@ -191,15 +215,17 @@ def set_(workflow_id: str, assignments: tuple[str, ...]) -> None:
             raise click.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="ASSIGNMENTS")
         changes[field] = _value(raw)
 
-    async def run(engine: Engine) -> None:
-        record = await engine.db.get(workflow_id)
-        unknown = set(changes) - set(engine.workflows[record.type].model_fields)
+    async def run(db: Database) -> str:
+        wid = await db.resolve(workflow_id)
+        record = await db.store.get(wid)
+        unknown = set(changes) - set(db.engine.workflows[record.type].model_fields)
         if unknown:
             raise click.ClickException(f"{record.type} has no field {', '.join(sorted(unknown))}")
-        await engine.set_data(workflow_id, changes, actor=actor())
+        await db.engine.set_data(wid, changes, actor=actor())
+        return wid
 
-    with_engine(run)
-    click.echo(f"updated {', '.join(changes)} of {workflow_id}")
+    wid = with_database(run)
+    click.echo(f"updated {', '.join(changes)} of {wid}")
 
 
 @workflows.command()
@@ -209,16 +235,27 @@ def set_(workflow_id: str, assignments: tuple[str, ...]) -> None:
 def goto(workflow_id: str, step: str, thread: str) -> None:
     """Move a thread to the named statement (it runs next). Use `retry` after it on a
     failed workflow."""
-    with_engine(lambda engine: engine.goto(workflow_id, step, thread, actor=actor()))
-    click.echo(f"thread {thread} of {workflow_id} moved to {step!r}")
+
+    async def run(db: Database) -> str:
+        wid = await db.resolve(workflow_id)
+        await db.engine.goto(wid, step, thread, actor=actor())
+        return wid
+
+    wid = with_database(run)
+    click.echo(f"thread {thread} of {wid} moved to {step!r}")
 
 
 @workflows.command()
 @click.argument("workflow_id")
 def retry(workflow_id: str) -> None:
     """Run a failed workflow again from where its threads are."""
-    with_engine(lambda engine: engine.retry(workflow_id, actor=actor()))
-    click.echo(f"{workflow_id} will run again")
+
+    async def run(db: Database) -> str:
+        wid = await db.resolve(workflow_id)
+        await db.engine.retry(wid, actor=actor())
+        return wid
+
+    click.echo(f"{with_database(run)} will run again")
 
 
 @workflows.command()
@@ -226,24 +263,29 @@ def retry(workflow_id: str) -> None:
 @click.option("--reason", default="cancelled by an operator", show_default=True)
 def cancel(workflow_id: str, reason: str) -> None:
     """Cancel a workflow; its open waits (Slack messages, timers) are torn down."""
-    with_engine(lambda engine: engine.cancel(workflow_id, reason, actor=actor()))
-    click.echo(f"{workflow_id} cancelled")
+
+    async def run(db: Database) -> str:
+        wid = await db.resolve(workflow_id)
+        await db.engine.cancel(wid, reason, actor=actor())
+        return wid
+
+    click.echo(f"{with_database(run)} cancelled")
 
 
 @workflows.command()
-@click.option("--workflow", "workflow_id", help="Only this workflow's history.")
+@click.option("--workflow", "workflow_id", help="Only this workflow's history (id or prefix).")
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
 )
 def export(workflow_id: str | None, fmt: str) -> None:
     """Export the audit trail (every creation, callback and operator action)."""
 
-    async def run(engine: Engine) -> list[dict[str, Any]]:
+    async def run(db: Database) -> list[dict[str, Any]]:
         if workflow_id is not None:
-            return await engine.history(workflow_id)
-        return await engine.db.history()
+            return await db.store.history(await db.resolve(workflow_id))
+        return await db.store.history()
 
-    entries = with_engine(run)
+    entries = with_database(run)
     if fmt == "jsonl":
         for entry in entries:
             click.echo(json.dumps(entry, default=str))

@@ -68,7 +68,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    await service.start(check_slack=True)
     runner = web.AppRunner(web_app(service), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, service.settings.port if port is None else port)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import actions, commands, messages
@@ -16,15 +18,29 @@ from bot.metrics import PrometheusObserver
 from bot.outcomes import SlackNotifier
 from bot.priority import RequestsFirst
 from bot.ratelimit import Limiter
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack import make_client, our_rate
 from callbacks import default_callbacks
 from callbacks.slack import Posts, SlackActionManager
 from callbacks.user_action import WaitForUserAction
-from workflows import CallbackRequest, Engine
+from workflows import CallbackRequest, DatabaseUnavailable, Engine
 from workflows.approval import ApprovalRequest, Notifier
 from workflows.resumer import SchedulerResumer
 from workflows.store import SQLStore
+
+log = logging.getLogger("bot.service")
+
+
+class _GivenClient(logging.Filter):
+    """Bolt warns that `SLACK_BOT_TOKEN` "will be unused" whenever it is in the environment
+    and a client is given too, which is how the bot always builds its app: at every start,
+    before anything worth reading."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("As you gave `client` as well")
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_GivenClient())
 
 
 def render_request(request: CallbackRequest, handler: WaitForUserAction) -> dict[str, object]:
@@ -47,19 +63,47 @@ class Service:
     metrics: PrometheusObserver
     requests_first: RequestsFirst
 
-    async def start(self) -> None:
+    async def start(self, *, check_slack: bool = False) -> None:
+        """Open the database (migrating it) and start the engine. `check_slack`: first ask
+        Slack who the token belongs to, so a process that could never post stops here,
+        with one line naming the setting, rather than failing at every request."""
         # One connection pool for every Web API call (without it, slack_sdk opens and
         # closes a connection per call).
         self.client.session = aiohttp.ClientSession()
         try:
-            await self.engine.start()
+            identity = await self._identify() if check_slack else None
+            try:
+                await self.engine.start()
+            except DatabaseUnavailable as e:
+                raise SettingsError(f"DATABASE_URL: {e}") from None
         except BaseException:
             await self._close_session()
             raise
+        if identity is not None:
+            log.info("connected to %s as @%s", *identity)
         # Everything start-up created (modules, schemas, the app) lives as long as the
         # process: keep it out of the garbage collector's full passes, which otherwise
         # scan it all and stall every request in flight (~200 ms measured).
         gc.freeze()
+
+    async def _identify(self) -> tuple[str, str]:
+        """Slack's `auth.test`: the team and the bot's name, or why the token cannot work."""
+        try:
+            answer = await self.client.auth_test()
+        except SlackApiError as e:
+            error = e.response.get("error") if isinstance(e.response.data, dict) else None
+            if e.response.status_code >= 500:
+                raise SettingsError(
+                    f"Slack answered auth.test with HTTP {e.response.status_code} ({error}); "
+                    "try again later"
+                ) from None
+            raise SettingsError(f"SLACK_BOT_TOKEN was refused by Slack ({error})") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise SettingsError(
+                f"cannot reach Slack at {self.client.base_url} ({e or type(e).__name__}); "
+                "check SLACK_API_URL and the network"
+            ) from None
+        return str(answer.get("team", "")), str(answer.get("user", ""))
 
     async def close(self) -> None:
         await self.engine.close()

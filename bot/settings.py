@@ -12,7 +12,16 @@ from workflows.store import async_url
 
 
 class SettingsError(Exception):
-    """A setting is missing or malformed; the message is one line naming it."""
+    """A setting is missing, malformed or does not work (Slack refuses the token, the
+    database cannot be reached); the message is one line naming it, never its secret."""
+
+
+# The example values of `.env.example`: a copied file left unedited fails at start-up with
+# the setting named, not with Slack's `invalid_auth` or every request's bad signature.
+PLACEHOLDERS = {
+    "slack_bot_token": "xoxb-your-bot-token",
+    "slack_signing_secret": "your-signing-secret",
+}
 
 
 class Settings(BaseSettings):
@@ -65,6 +74,12 @@ class Settings(BaseSettings):
                 mode = "Socket Mode" if self.socket_mode else "HTTP mode"
                 raise SettingsError(
                     f"{name.upper()} is not set (required in {mode}); see .env.example"
+                )
+        for name, example in PLACEHOLDERS.items():
+            if getattr(self, name) == example:
+                raise SettingsError(
+                    f"{name.upper()} is still the example value of .env.example: "
+                    "set it to your app's own (see the comment above it there)"
                 )
         if not self.slack_bot_token.startswith("xoxb-"):
             raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")

@@ -15,7 +15,7 @@ import pytest
 
 from bot import messages
 from bot.sandbox.slack import SlackStandin
-from tests.processes import ROOT, BotProcess, poll
+from tests.processes import ROOT, BotProcess, free_port, poll
 from tests.slackbot import ALICE, BOB, RITA, at, bot_process_env
 
 
@@ -140,3 +140,102 @@ def run_bot(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
+
+
+async def test_a_good_start_says_where_it_is_connected(
+    bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    log = tmp_path / "bot.log"
+    bot = BotProcess(bot_env, log)
+    await bot.ready()
+    assert bot.stop() == 0
+    first = log.read_text()
+    assert " INFO bot.service [] connected to Sandbox as @approvals\n" in first
+    assert " WARNING " not in first
+    # A fresh database: the migrations that run are logged, Alembic's set-up chatter is not.
+    assert "Running upgrade  -> 0001" in first
+    assert "Context impl" not in first
+    assert "Will assume" not in first
+    restarted = BotProcess(bot_env, log)
+    await restarted.ready()
+    assert restarted.stop() == 0
+    second = log.read_text().removeprefix(first)
+    assert "connected to Sandbox as @approvals" in second
+    assert "Running upgrade" not in second  # nothing to migrate: nothing said
+    assert "alembic" not in second
+
+
+async def test_a_refused_token_stops_start_up_with_one_line(
+    bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    token = "xoxb-1234-revoked-abcdef"
+    result = await asyncio.to_thread(run_bot, {**bot_env, "SLACK_BOT_TOKEN": token})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: SLACK_BOT_TOKEN was refused by Slack (invalid_auth)"
+    ]
+    assert token not in result.stdout + result.stderr
+    assert not (tmp_path / "bot.db").exists()  # stopped before touching the database
+
+
+def test_the_example_settings_stop_start_up(tmp_path: Path) -> None:
+    """`cp .env.example .env` left as it is names the first setting to fill in."""
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and k != "DATABASE_URL"
+    }
+    env["PYTHONPATH"] = str(ROOT)
+
+    def start(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot"],
+            cwd=tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    unedited = start()
+    assert unedited.returncode == 1
+    assert unedited.stderr.splitlines() == [
+        "Error: SLACK_BOT_TOKEN is still the example value of .env.example: set it to your "
+        "app's own (see the comment above it there)"
+    ]
+    half = start(SLACK_BOT_TOKEN="xoxb-1234-real-looking")
+    assert half.returncode == 1
+    assert half.stderr.splitlines() == [
+        "Error: SLACK_SIGNING_SECRET is still the example value of .env.example: set it to "
+        "your app's own (see the comment above it there)"
+    ]
+    assert "xoxb-1234-real-looking" not in half.stdout + half.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+async def test_an_unreachable_database_stops_start_up_with_one_line(
+    bot_env: dict[str, str],
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql://approvals:secret-pw@127.0.0.1:{port}/approvals"
+    result = await asyncio.to_thread(run_bot, {**bot_env, "DATABASE_URL": url})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: DATABASE_URL: cannot connect to postgresql://approvals:***@127.0.0.1:{port}/"
+        f"approvals: [Errno 111] Connect call failed ('127.0.0.1', {port})"
+    ]
+    assert "secret-pw" not in result.stdout + result.stderr
+
+
+async def test_an_unreachable_slack_stops_start_up_with_one_line(
+    bot_env: dict[str, str],
+) -> None:
+    api = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+    result = await asyncio.to_thread(run_bot, {**bot_env, "SLACK_API_URL": api})
+    assert result.returncode == 1
+    *retries, line = result.stderr.splitlines()
+    # Retried first, as every Web API call is (a blip at start-up is no reason to stop).
+    assert len(retries) == 3
+    assert all("A retry handler found: AsyncConnectionErrorRetryHandler" in r for r in retries)
+    assert line.startswith(f"Error: cannot reach Slack at {api} (Cannot connect to host ")
+    assert line.endswith("; check SLACK_API_URL and the network")
+    assert bot_env["SLACK_BOT_TOKEN"] not in result.stdout + result.stderr

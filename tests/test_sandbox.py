@@ -15,7 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.sandbox.page import running_sandbox
 from tests.processes import ROOT, free_port, poll
+from workflows.store import SQLStore
 
 
 class SandboxProcess:
@@ -144,3 +146,26 @@ async def test_a_request_waiting_before_a_kill_is_answered_after_the_restart(
     state = await fresh.call("GET", "/sandbox/api/state")
     assert state["workflows"] == []
     fresh.stop()
+
+
+async def test_a_corrupt_row_is_shown_as_corrupt_beside_the_others(tmp_path: Path) -> None:
+    database = tmp_path / "sandbox.db"
+    async with running_sandbox(port=0, database_url=f"sqlite:///{database}") as sandbox:
+        for text in ("First request", "Second request"):
+            await sandbox.slack.slash_command("U0RITA", f"<@U0ALICE|alice> {text}")
+        store = sandbox.service.engine.db
+        assert isinstance(store, SQLStore)
+        first, second = await store.list_workflows()
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "UPDATE workflows SET data = '{\"requester\": ' WHERE id = ?", (first.id,)
+            )
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{sandbox.url}/sandbox/api/state") as response,
+        ):
+            assert response.status == 200
+            shown = {w["id"]: w for w in (await response.json())["workflows"]}
+        assert shown[first.id]["outcome"] == "corrupt"
+        assert "data" in shown[first.id]["problem"]
+        assert shown[second.id]["summary"]["title"] == "Second request"

@@ -33,6 +33,10 @@ class CorruptWorkflow(WorkflowError):
     """The stored workflow no longer validates against its model."""
 
 
+class DatabaseUnavailable(WorkflowError):
+    """The database cannot be reached or opened."""
+
+
 class StatementNotFound(WorkflowError):
     """The statement a thread was at no longer exists in the definition."""
 

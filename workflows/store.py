@@ -20,21 +20,20 @@ Both also check the version column on every write (optimistic checkpoints).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from workflows import schema
-from workflows.errors import CorruptWorkflow
-from workflows.sqlrows import PostgresRows, SQLiteRows
-from workflows.state import State
+from workflows.errors import CorruptWorkflow, DatabaseUnavailable, WorkflowNotFound
+from workflows.sqlrows import PostgresRows, SQLiteRows, _data, _load_json, _state
 from workflows.tables import EF, E, W
 from workflows.types import Record, Timer
 
@@ -54,15 +53,44 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
 
 
+def shown_url(url: str) -> str:
+    """The URL as it can be printed or logged: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass
+class CorruptRecord:
+    """A stored workflow whose JSON does not decode: what can still be read of its row, and
+    why the rest cannot, so an operator can find it and fix it in place."""
+
+    id: str
+    type: str
+    status: str
+    problem: str
+    columns: dict[str, Any]
+    """The row as stored (JSON columns as their raw text)."""
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class SQLStore:
     """`DB` on SQLite or PostgreSQL; see the module docstring for the two paths.
 
     `fsync_steps`: commit every step checkpoint durably too (PostgreSQL: synchronously;
     SQLite: `synchronous=FULL`), instead of only the commits whose loss could be seen (see
-    `sqlrows`)."""
+    `sqlrows`).
 
-    def __init__(self, url: str, *, echo: bool = False, fsync_steps: bool = False) -> None:
+    `migrate=False` opens an existing database as it is: `start()` refuses one without the
+    tables, or with an older schema, instead of creating or upgrading them (for tools
+    that only read or repair)."""
+
+    def __init__(
+        self, url: str, *, echo: bool = False, fsync_steps: bool = False, migrate: bool = True
+    ) -> None:
         self.url = async_url(url)
+        self.shown_url = shown_url(url)
+        self._migrate = migrate
         self.is_sqlite = self.url.startswith("sqlite")
         self._echo = echo
         self._engine: AsyncEngine | None = None
@@ -70,10 +98,12 @@ class SQLStore:
         self._conn: Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self.rows: SQLiteRows | PostgresRows
+        self.sqlite_path: str | None = None
         if self.is_sqlite:
             path = make_url(self.url).database
             if not path or path == ":memory:":
                 raise ValueError("SQLite needs a file (sqlite:///path.db); for tests use memory://")
+            self.sqlite_path = path
             self.rows = SQLiteRows(path, fsync_steps=fsync_steps)
         else:
             dsn = make_url(self.url).set(drivername="postgresql")
@@ -112,7 +142,13 @@ class SQLStore:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-store")
         else:
             self._engine = self._async_engine()
-        await self._run(schema.upgrade)
+        try:
+            await self.ping()
+        except (OSError, sa.exc.DBAPIError) as e:
+            await self.close()
+            reason = str(e.orig) if isinstance(e, sa.exc.DBAPIError) else str(e)
+            raise DatabaseUnavailable(f"cannot connect to {self.shown_url}: {reason}") from None
+        await self._run(schema.upgrade if self._migrate else schema.check_current)
         await self.rows.start()
 
     async def close(self) -> None:
@@ -223,15 +259,50 @@ class SQLStore:
         type: str | None = None,
         created_before: datetime | None = None,
     ) -> list[Record]:
+        """The records, or `CorruptWorkflow` for the first that does not decode."""
+        entries = await self.listing(status, limit, newest_first, type, created_before)
+        for entry in entries:
+            if isinstance(entry, CorruptRecord):
+                raise CorruptWorkflow(entry.problem)
+        return entries  # type: ignore[return-value]
+
+    async def listing(
+        self,
+        status: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+        type: str | None = None,
+        created_before: datetime | None = None,
+    ) -> list[Record | CorruptRecord]:
+        """Like `list_workflows`, but a row whose JSON does not decode is listed as a
+        `CorruptRecord` instead of failing the listing (an operator looks for exactly those)."""
         order = W.c.created_at.desc() if newest_first else W.c.created_at
-        query = W.select().order_by(order).limit(limit)
+        query = _RAW.order_by(order).limit(limit)
         if status is not None:
             query = query.where(W.c.status == status)
         if type is not None:
             query = query.where(W.c.type == type)
         if created_before is not None:
             query = query.where(W.c.created_at < created_before)
-        return await self._run(lambda conn: [_record(r) for r in conn.execute(query)])
+        return await self._run(lambda conn: [_entry(r._mapping) for r in conn.execute(query)])
+
+    async def read(self, workflow_id: str) -> Record | CorruptRecord:
+        """One workflow as `listing` gives it: a corrupt row comes back as what it is."""
+        query = _RAW.where(W.c.id == workflow_id)
+        rows = await self._run(lambda conn: [_entry(r._mapping) for r in conn.execute(query)])
+        if not rows:
+            raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
+        return rows[0]
+
+    async def ids_starting_with(self, prefix: str, limit: int = 10) -> list[str]:
+        """Ids that begin with `prefix` (as typed by a person, `%` and `_` included)."""
+        query = (
+            sa.select(W.c.id)
+            .where(W.c.id.startswith(prefix, autoescape=True))
+            .order_by(W.c.id)
+            .limit(limit)
+        )
+        return await self._run(lambda conn: list(conn.execute(query).scalars()))
 
     async def oldest_due(self, now: datetime) -> datetime | None:
         """When the longest-overdue workflow became due (uses the due_at index)."""
@@ -289,20 +360,47 @@ def _sqlite_locking(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _record(row: Any) -> Record:
-    m = row._mapping
+# The rows with their JSON columns as stored text: decoded here, one row at a time, so
+# one corrupt row cannot fail a whole listing (SQLAlchemy's JSON type would decode them
+# all while fetching).
+_JSON_COLUMNS = ("data", "state", "output")
+_RAW = sa.select(
+    *[sa.cast(c, sa.Text).label(c.name) if c.name in _JSON_COLUMNS else c for c in W.c]
+)
+
+
+def _entry(m: Mapping[Any, Any]) -> Record | CorruptRecord:
     try:
-        state = State.from_data(m["state"])
-    except ValidationError as e:
-        raise CorruptWorkflow(f"workflow {m['id']!r}: execution state is invalid: {e}") from e
+        return _record(m)
+    except (CorruptWorkflow, TypeError, ValueError) as e:
+        problem = str(e) if isinstance(e, CorruptWorkflow) else f"workflow {m['id']!r}: {e}"
+        return CorruptRecord(
+            id=m["id"],
+            type=m["type"],
+            status=m["status"],
+            problem=problem,
+            columns=dict(m),
+            error=m["error"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+        )
+
+
+def _record(m: Mapping[Any, Any]) -> Record:
+    """The same decoding, and the same complaints, as the hot path's."""
+    wid = m["id"]
+    try:
+        output = _load_json(m["output"])
+    except ValueError as e:
+        raise CorruptWorkflow(f"workflow {wid!r}: output is not JSON: {e}") from e
     return Record(
-        id=m["id"],
+        id=wid,
         type=m["type"],
         status=m["status"],
-        data=m["data"],
-        state=state,
+        data=_data(wid, m["data"]),
+        state=_state(wid, m["state"]),
         version=m["version"],
-        output=m["output"],
+        output=output,
         error=m["error"],
         attempts=m["attempts"],
         due_at=m["due_at"],

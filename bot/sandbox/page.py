@@ -31,6 +31,7 @@ from bot.sandbox.slack import BOT_USER_ID, SLACKBOT, Message, SlackStandin
 from bot.server import web_app
 from bot.service import Service, build
 from bot.settings import Settings
+from workflows.store import CorruptRecord, SQLStore
 from workflows.types import Record
 
 log = logging.getLogger("bot.sandbox")
@@ -239,11 +240,35 @@ class PageApi:
             "from_bot": m.user == BOT_USER_ID,
         }
 
+    @property
+    def _store(self) -> SQLStore:
+        store = self.service.engine.db
+        assert isinstance(store, SQLStore), "the sandbox keeps its workflows in SQL"
+        return store
+
     async def _workflows(self) -> list[dict[str, Any]]:
-        db = self.service.engine.db
-        records = await db.list_workflows(limit=50, newest_first=True)
         result = []
-        for r in records:
+        for r in await self._store.listing(limit=50, newest_first=True):
+            history = [
+                {k: h[k] for k in ("kind", "name", "actor", "input", "created_at")}
+                for h in await self._store.history(r.id)
+            ]
+            if isinstance(r, CorruptRecord):  # listed with what is wrong, never hidden
+                result.append(
+                    {
+                        "id": r.id,
+                        "type": r.type,
+                        "status": r.status,
+                        "outcome": "corrupt",
+                        "summary": None,
+                        "problem": r.problem,
+                        "error": r.error,
+                        "created_at": r.created_at,
+                        "threads": [],
+                        "history": history,
+                    }
+                )
+                continue
             result.append(
                 {
                     "id": r.id,
@@ -271,16 +296,7 @@ class PageApi:
                         }
                         for t in r.state.threads
                     ],
-                    "history": [
-                        {
-                            "kind": h["kind"],
-                            "name": h["name"],
-                            "actor": h["actor"],
-                            "input": h["input"],
-                            "created_at": h["created_at"],
-                        }
-                        for h in await db.history(r.id)
-                    ],
+                    "history": history,
                 }
             )
         return result
@@ -434,9 +450,11 @@ class PageApi:
             self._streams.discard(task)
         return response
 
-    async def _fingerprint(self) -> tuple[tuple[str, int], ...]:
-        records = await self.service.engine.db.list_workflows(limit=50, newest_first=True)
-        return tuple((r.id, r.version) for r in records)
+    async def _fingerprint(self) -> tuple[tuple[str, object], ...]:
+        records = await self._store.listing(limit=50, newest_first=True)
+        return tuple(
+            (r.id, r.updated_at if isinstance(r, CorruptRecord) else r.version) for r in records
+        )
 
 
 def _error(message: str) -> web.Response:
