@@ -11,6 +11,9 @@ bucket shared by every caller in the process, refilled at a little under Slack's
   waiting for: an approver's request, the outcome, a confirmation) before `BACKGROUND`
   (teardowns, refreshes, reminders), which the caller marks with
   `callbacks.priority.background()`;
+- work whose due time can be stored instead (a teardown: the engine keeps it in the
+  database, `workflows.RetryLater`) does not wait in the process at all: it is given a
+  later turn (`now_or_later`), so no execution slot is held by a deletion in a backlog;
 - a 429 (Slack's budget is shared with other processes, or our guess of it was off) pauses
   that budget for every caller for `Retry-After` seconds.
 
@@ -46,6 +49,7 @@ class _Bucket:
     tokens: float
     updated: float
     paused_until: float = 0.0
+    next_turn: float = 0.0  # the latest turn handed out to work that waits elsewhere
     waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
     dispatcher: asyncio.Task[None] | None = None
 
@@ -73,6 +77,7 @@ class Limiter:
         self._seq = itertools.count()
         self.waited: dict[str, int] = {}  # calls that had to wait, by key
         self.paused: dict[str, int] = {}  # 429s that paused a key
+        self.deferred: dict[str, int] = {}  # calls told to come back later, by key
 
     def _bucket(self, key: str) -> _Bucket | None:
         bucket = self._buckets.get(key)
@@ -111,6 +116,29 @@ class Limiter:
             if future.done() and not future.cancelled():
                 bucket.tokens += 1.0  # it was granted a token it will not use
             raise
+
+    def now_or_later(self, key: str) -> float | None:
+        """For work that need not wait in place (a teardown, whose due time the engine can
+        store): spend a token now and return None, or hand out a later turn, behind the
+        waiting calls and the turns handed out before, and return in how many seconds it
+        comes. Urgent calls never wait behind such turns."""
+        bucket = self._bucket(key)
+        if bucket is None:
+            return None
+        now = self.clock()
+        self._refill(bucket, now)
+        if not bucket.waiters and bucket.paused_until <= now and bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return None
+        self.deferred[key] = self.deferred.get(key, 0) + 1
+        step = 1.0 / bucket.rate
+        turn = max(
+            now + (max(0.0, 1.0 - bucket.tokens) + len(bucket.waiters)) * step,
+            bucket.paused_until,
+            bucket.next_turn + step,
+        )
+        bucket.next_turn = turn
+        return turn - now
 
     def pause(self, key: str, seconds: float) -> None:
         """Slack said 429 with `Retry-After: seconds`: nobody calls `key` before then."""

@@ -1,14 +1,19 @@
-"""The Slack Web API client: every call waits for its rate budget (bot.ratelimit); 429s
-pause that budget for every caller and are retried after `Retry-After`; server and
-connection errors are retried too. An error that persists propagates, so the engine
-retries the step or setup later through the resumer: nothing is lost."""
+"""The Slack Web API client: every call waits for its rate budget (bot.ratelimit), or,
+for background work, raises `workflows.RetryLater` with its turn so the engine stores it
+instead of a task waiting; 429s pause that budget for every caller and are retried after
+`Retry-After`; server and connection errors are retried too. An error that persists
+propagates, so the engine retries the step or setup later through the resumer: nothing is
+lost."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -22,9 +27,11 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.ratelimit import Limiter, Rate
 from bot.slackapi import budget_key, slack_rate
+from callbacks.priority import BACKGROUND, current_priority
+from workflows import RetryLater
 
 DEFAULT_API_URL = "https://slack.com/api/"
-MARGIN = 0.9  # of Slack's rates: our clock and Slack's never agree exactly
+MARGIN = 0.95  # of Slack's rates: our clock and Slack's never agree exactly
 
 _budget: ContextVar[str] = ContextVar("slack_budget", default="")
 
@@ -51,12 +58,32 @@ class LimitedClient(AsyncWebClient):
             if isinstance(given, dict):
                 arguments.update(given)
         key = budget_key(api_method, str(arguments.get("channel", "")))
-        await self.limiter.acquire(key)
+        if current_priority() != BACKGROUND:
+            await self.limiter.acquire(key)
+        else:
+            wait = self.limiter.now_or_later(key)
+            if wait is not None:
+                raise RetryLater(timedelta(seconds=wait), f"{key}: its turn in {wait:.2f}s")
         token = _budget.set(key)
         try:
             return await super().api_call(api_method, **kwargs)
+        except SlackApiError as e:
+            if e.response.status_code != 429 or current_priority() != BACKGROUND:
+                raise
+            seconds = _retry_after(e.response.headers)  # background work is not retried here
+            self.limiter.pause(key, seconds)
+            raise RetryLater(timedelta(seconds=seconds), f"{key}: Slack said 429") from e
         finally:
             _budget.reset(token)
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) and value else value
+            with contextlib.suppress(TypeError, ValueError):
+                return float(value)
+    return 1.0
 
 
 class RateLimitedRetry(AsyncRetryHandler):
@@ -74,7 +101,12 @@ class RateLimitedRetry(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        return response is not None and response.status_code == 429
+        # Background work is told to come back later instead (LimitedClient.api_call).
+        return (
+            response is not None
+            and response.status_code == 429
+            and current_priority() != BACKGROUND
+        )
 
     async def prepare_for_next_attempt_async(
         self,
@@ -84,12 +116,7 @@ class RateLimitedRetry(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
-        seconds = 1.0
-        if response is not None:
-            for name, values in response.headers.items():
-                if name.lower() == "retry-after" and values:
-                    with contextlib.suppress(ValueError):
-                        seconds = float(values[0])
+        seconds = 1.0 if response is None else _retry_after(response.headers)
         key = _budget.get() or request.url.rsplit("/", 1)[-1]
         self.limiter.pause(key, seconds)
         await self.limiter.acquire(key)

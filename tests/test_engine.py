@@ -13,11 +13,13 @@ from callbacks import Timeout, default_callbacks
 from tests.conftest import KitFactory
 from tests.helpers import Manual, ManualManager, waiting_request
 from workflows import (
+    CallbackRequest,
     CorruptWorkflow,
     DefinitionError,
     For,
     Go,
     On,
+    RetryLater,
     Return,
     S,
     StaleCallback,
@@ -177,6 +179,48 @@ async def test_setup_and_teardown_errors_are_recorded_and_retried(make_kit: KitF
     await kit.advance(kit.engine.retry_base)
     assert (await kit.engine.db.get(wid)).state.orphans == []
     assert manager.teardowns == [("answer", request.pc, True)]
+
+
+class NotYet(ManualManager):
+    """A teardown that must wait its turn (as for a rate budget) the first `later` times."""
+
+    def __init__(self, later: int) -> None:
+        super().__init__()
+        self.later = later
+
+    async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
+        if self.later:
+            self.later -= 1
+            raise RetryLater(timedelta(seconds=30))
+        await super().teardown(request, handler, handled)
+
+
+async def test_a_teardown_told_to_retry_later_is_due_then_and_counts_no_failure(
+    make_kit: KitFactory,
+) -> None:
+    manager = NotYet(later=2)
+    kit = await make_kit(Approval, callbacks={**default_callbacks(), "manual": manager})
+    wid = await kit.engine.new_workflow(Approval())
+    await kit.drain()
+    request = await waiting_request(kit.engine, wid, "answer")
+    await kit.engine.on_callback(request, "ok")
+    await kit.drain()
+    record = await kit.engine.db.get(wid)
+    (orphan,) = record.state.orphans
+    assert (orphan.event.status, orphan.event.error, orphan.event.attempts) == (
+        EventStatus.PENDING_TEARDOWN,
+        "",
+        0,
+    )
+    assert orphan.event.retry_at == record.due_at == kit.clock.now() + timedelta(seconds=30)
+    await kit.advance(timedelta(seconds=29))
+    assert manager.later == 1
+    assert manager.teardowns == []
+    await kit.advance(timedelta(seconds=1))
+    assert manager.later == 0
+    await kit.advance(timedelta(seconds=30))
+    assert manager.teardowns == [("answer", request.pc, True)]
+    assert (await kit.engine.db.get(wid)).state.orphans == []
 
 
 class BadLoop(Workflow):

@@ -39,6 +39,7 @@ from workflows.errors import (
     CorruptWorkflow,
     DefinitionError,
     NoManager,
+    RetryLater,
     StatementNotFound,
     UnknownWorkflowType,
     WorkflowError,
@@ -658,7 +659,7 @@ class Engine:
         if not todo:
             return record
         handlers = self._handlers(record)
-        results: dict[tuple[str, str, int], str | None] = {}
+        results: dict[tuple[str, str, int], str | datetime | None] = {}
         for thread_id, event in todo:
             request = _request(record, thread_id, event)
             manager = self.callbacks.get(event.type)
@@ -667,6 +668,8 @@ class Engine:
                     raise NoManager(f"no callback manager for {event.type!r}")
                 await manager.teardown(request, handlers.get(event.name), event.handled)
                 results[(thread_id, event.name, event.pc)] = None
+            except RetryLater as later:  # not a failure: its time is stored, nothing waits
+                results[(thread_id, event.name, event.pc)] = self.clock.now() + later.delay
             except Exception as e:
                 log.warning(
                     "teardown of %s failed: %s", event.name, e, extra={"workflow_id": record.id}
@@ -694,7 +697,7 @@ class Engine:
         self,
         thread_id: str,
         event: WaitEvent,
-        results: dict[tuple[str, str, int], str | None],
+        results: dict[tuple[str, str, int], str | datetime | None],
         now: datetime,
     ) -> bool:
         """Apply one teardown result; True when the event is gone for good."""
@@ -704,6 +707,9 @@ class Engine:
         error = results[key]
         if error is None:
             return True
+        if isinstance(error, datetime):  # RetryLater: due again then, as it was
+            event.retry_at = error
+            return False
         event.status = EventStatus.TEARDOWN_ERROR
         event.error = error
         event.attempts += 1
@@ -914,7 +920,8 @@ def _next_due(record: Record) -> datetime | None:
         e.retry_at
         for _, e in _all_events(record.state)
         if e.retry_at is not None
-        and e.status in (EventStatus.SETUP_ERROR, EventStatus.TEARDOWN_ERROR)
+        and e.status
+        in (EventStatus.SETUP_ERROR, EventStatus.TEARDOWN_ERROR, EventStatus.PENDING_TEARDOWN)
     ]
     if record.attempts and record.due_at is not None and record.status not in TERMINAL:
         times.append(record.due_at)

@@ -5,6 +5,8 @@ Each docstring is the default message, so `raise StaleCallback()` already says w
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class WorkflowError(Exception):
     """A workflow operation failed."""
@@ -60,3 +62,13 @@ class CallbackRejected(CallbackError):
 
 class NoManager(WorkflowError):
     """No callback manager is registered for this handler type."""
+
+
+class RetryLater(WorkflowError):
+    """Not now: the work (a teardown, say, waiting for a rate budget) is to be tried again
+    after `delay`. Not a failure: nothing is counted against it and no error is recorded,
+    and nothing holds a place in the process while it waits (the due time is stored)."""
+
+    def __init__(self, delay: timedelta, message: str | None = None) -> None:
+        super().__init__(message or f"retry in {delay.total_seconds():.3f}s")
+        self.delay = delay
