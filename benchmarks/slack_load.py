@@ -11,11 +11,12 @@ two approver DMs and the outcome (`chat.postMessage`, about one a second per cha
 deletions at teardown (`chat.delete`, Tier 3: 50 a minute). The deletions set the ceiling:
 25 approvals a minute. Each load runs `--minutes` Slack minutes, then the backlog drains.
 
-Printed per load: calls per approval by method with its tier, approvals told per Slack
-minute against the ceiling, p50/p99 from command to the approver's DM and from click to
-the outcome DM (in Slack seconds and in real milliseconds), 429s, and, after the load
-stops, how long the backlog took to drain and whether anything was lost or duplicated.
-During the 1x load, 50 concurrent slash commands measure the acknowledgements on the wire.
+Printed per load: calls per approval by method with its tier, approvals told and torn down
+per Slack minute against the ceiling, p50/p99 from command to the approver's DM and from
+click to the outcome DM (in real milliseconds and in Slack seconds), 429s, and, after the
+load stops, how long the backlog took to drain and whether anything was lost or
+duplicated. A last load at 1x adds 50 concurrent slash commands half-way through and times
+their acknowledgements on the wire while the bot runs at its ceiling.
 Not a test: nothing here asserts a timing.
 """
 
@@ -128,10 +129,15 @@ async def load(
     factor: float,
     args: argparse.Namespace,
     wire: WireClock,
+    *,
+    minutes: float,
+    burst_at_half: bool = False,
 ) -> dict[str, Any]:
+    """Offer `factor` times the ceiling for `minutes` Slack minutes; with `burst_at_half`,
+    50 concurrent commands half-way through, whose acknowledgements are timed."""
     minute = args.minute
     per_minute = CEILING_PER_MINUTE * factor
-    total = round(per_minute * args.minutes)
+    total = round(per_minute * minutes)
     interval = minute / per_minute
     calls_before = len(slack.calls)
     refused_before = sum(slack.tiers.refused.values())
@@ -140,14 +146,14 @@ async def load(
     ]
     tasks: list[asyncio.Task[None]] = []
     ack_burst: list[float] = []
-    timeout = args.minutes * minute * 4 + 120
+    timeout = minutes * minute * 4 + 120
     started = time.monotonic()
-    for i, request in enumerate(requests):
+    for i, request in enumerate(list(requests)):
         at = started + i * interval
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         url = urls[i % len(urls)]
         tasks.append(asyncio.create_task(run_request(slack, watcher, request, url, timeout)))
-        if factor == 1.0 and i == total // 2:
+        if burst_at_half and i == total // 2:
             burst = [
                 Request(f"{label}-burst-{j:02d}", REQUESTERS[j % 10], PAIRS[j % 10])
                 for j in range(50)
@@ -182,7 +188,7 @@ async def load(
     return {
         "label": label,
         "factor": factor,
-        "offered": total,
+        "offered": len(requests),
         "told": len(done),
         "failures": [repr(f) for f in failures[:3]],
         "failed": len(failures),
@@ -202,8 +208,8 @@ async def load(
 
 
 def _identity(message: Message) -> tuple[str, str]:
-    """One message per (conversation, kind of message and request)."""
-    return message.channel, message.text[:80]
+    """One message per conversation, kind of message and request."""
+    return message.channel, message.text
 
 
 async def drain(slack: SlackStandin, texts: list[str], args: argparse.Namespace) -> float | None:
@@ -277,6 +283,7 @@ async def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="bot processes sharing Slack")
     parser.add_argument("--loads", default="0.5,1,2", help="offered rates, times the ceiling")
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--logs", default="", help="keep the bot's logs in this folder")
     args = parser.parse_args()
     users = {u: u.lower() for pair in PAIRS for u in pair} | {u: u.lower() for u in REQUESTERS}
     wire = WireClock()
@@ -296,7 +303,8 @@ async def main() -> None:
                     SLACK_MINUTE_SECONDS=str(args.minute),
                     SLACK_RATE_SHARE=str(1 / args.processes),
                 )
-                process = BotProcess(env, Path(tmp) / f"bot{i}.log")
+                env["LOG_LEVEL"] = "INFO" if args.logs else "WARNING"
+                process = BotProcess(env, Path(args.logs or tmp) / f"bot{i}.log")
                 await process.ready()
                 processes.append(process)
                 urls.append(f"http://127.0.0.1:{port}/slack/events")
@@ -306,8 +314,24 @@ async def main() -> None:
                 f"SLACK_RATE_SHARE={1 / args.processes:.2f}"
             )
             for factor in (float(f) for f in args.loads.split(",")):
-                result = await load(slack, watcher, urls, f"x{factor:g}", factor, args, wire)
+                result = await load(
+                    slack, watcher, urls, f"x{factor:g}", factor, args, wire, minutes=args.minutes
+                )
                 report(result, args.minute)
+            # Acknowledgements while the bot runs at its ceiling: 50 concurrent commands
+            # on top of the 1x load (a load of its own, so the figures above stay clean).
+            result = await load(
+                slack,
+                watcher,
+                urls,
+                "acks",
+                1.0,
+                args,
+                wire,
+                minutes=max(2.0, args.minutes / 2),
+                burst_at_half=True,
+            )
+            report(result, args.minute)
             for process in processes:
                 process.stop()
 
