@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import views
 from bot.sandbox.memory import SlackMemory
 from bot.sandbox.slack import BOT_USER_ID, SLACKBOT, Message, SlackStandin
 from bot.server import web_app
@@ -302,20 +303,16 @@ class PageApi:
         return result
 
     def _summary(self, record: Record) -> dict[str, Any]:
-        """What the panel leads with: the request, who asked, who answered, the outcome."""
-        outcome = record.status if record.status in ("cancelled", "failed") else ""
-        try:
-            workflow = self.service.engine.workflows[record.type].model_validate(record.data)
-            told = workflow.summary()
-        except (KeyError, ValueError) as e:
-            return {"outcome": outcome or "corrupt", "summary": None, "problem": str(e)}
+        """What the panel leads with: the request, who asked, who answered, the outcome
+        (as the operator CLI says them, bot.views)."""
+        shown = views.view(record, self.service.engine.workflows)
+        told = shown.summary
         return {
-            "outcome": outcome or told.outcome or record.status,
-            "summary": {
-                "title": told.title,
-                "started_by": told.started_by,
-                "people": told.people,
-            },
+            "outcome": shown.status,
+            "summary": None
+            if told is None
+            else {"title": told.title, "started_by": told.started_by, "people": told.people},
+            "problem": shown.problem,
         }
 
     # --- acting as a person ----------------------------------------------------------------
