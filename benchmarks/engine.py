@@ -52,7 +52,7 @@ from workflows.resumer import SchedulerResumer
 from workflows.state import State
 from workflows.store import SQLStore
 from workflows.testing import WorkflowTestKit
-from workflows.testing.postgres import PostgresServer
+from workflows.testing.postgres import PostgresServer, fresh_database
 
 # gorchestrate's Go benchmark of its loop workflow (nothing persisted), measured on this kind
 # of machine (2 cores); the engine's goal is to stay within 10x of it.
@@ -350,19 +350,6 @@ async def database(
         "engine_durable": durable,
         "dbos": dbos,
     }
-
-
-async def fresh_database(server_url: str, name: str) -> str:
-    """A new, empty database on the server (for the second engine run)."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def fsync_ms(directory: Path, times: int = 200) -> dict[str, float]:

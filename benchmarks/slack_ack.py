@@ -30,6 +30,8 @@ from bot.sandbox.slack import SentRequest
 from tests.processes import BotProcess, poll
 from tests.slackbot import ALICE, RITA, at, bot_process_env, standin
 
+MINUTE = 1.0
+
 
 async def timed(call: Callable[[], Awaitable[SentRequest]]) -> float:
     started = time.perf_counter()
@@ -77,8 +79,12 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'ack.db'}"
         wire = WireClock()
-        async with standin(client_traces=[wire.config]) as slack:
+        # Slack's rate limits hold, on a Slack minute of a second: the 50 DMs to one
+        # approver and the 50 outcomes to one requester would take a minute each at real
+        # speed (about one message a second per channel), which is not what is measured.
+        async with standin(client_traces=[wire.config], minute=MINUTE) as slack:
             env = bot_process_env(slack, url, log_level="WARNING")
+            env["SLACK_MINUTE_SECONDS"] = str(MINUTE)
             bot = BotProcess(env, Path(tmp) / "bot.log")
             await bot.ready()
             await slack.slash_command(RITA, f"{at(ALICE)} warm-up")  # first-request setup

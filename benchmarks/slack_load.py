@@ -1,7 +1,7 @@
 """The bot at Slack's rate limits: approval requests offered at 0.5x, 1x and 2x the rate
 Slack's tiers allow, against the built-in Slack enforcing them on a compressed clock.
 
-    uv run python -m benchmarks.slack_load [--minute 3] [--minutes 10] [--processes 1]
+    uv run python -m benchmarks.slack_load [--minute 6] [--minutes 10] [--processes 1]
 
 The bot runs as in production, `python -m bot` (on SQLite, or `--database-url`), with
 `SLACK_MINUTE_SECONDS` set to the built-in Slack's compressed minute. Each request names
@@ -278,7 +278,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--minute", type=float, default=3.0, help="seconds a Slack minute lasts")
+    parser.add_argument("--minute", type=float, default=6.0, help="seconds a Slack minute lasts")
     parser.add_argument("--minutes", type=float, default=10.0, help="Slack minutes per load")
     parser.add_argument("--processes", type=int, default=1, help="bot processes sharing Slack")
     parser.add_argument("--loads", default="0.5,1,2", help="offered rates, times the ceiling")

@@ -115,28 +115,20 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
             if isinstance(handler, WaitForUserAction):
                 handler.check(user)
         except (KeyError, ValueError, TypeError):
-            await respond(
-                response_type="ephemeral",
-                replace_original=False,
-                text="This button is not valid any more.",
-            )
+            await _tell(respond, "This button is not valid any more.")
             return
         except WorkflowError as e:
-            await respond(response_type="ephemeral", replace_original=False, text=explain(e))
+            await _tell(respond, explain(e))
             return
         text = handler.text if isinstance(handler, WaitForUserAction) else ""
         channel = str(body.get("channel", {}).get("id", ""))
-        try:
-            await client.views_open(
-                trigger_id=body["trigger_id"], view=messages.deny_modal(request, channel, text)
-            )
-        except SlackApiError as e:
-            log.warning("could not open the deny modal: %s", e.response.get("error"))
-            await respond(
-                response_type="ephemeral",
-                replace_original=False,
-                text="Slack could not open the form in time; please click Deny again.",
-            )
+        await _open(
+            client,
+            respond,
+            body,
+            messages.deny_modal(request, channel, text),
+            "Slack could not open the form in time; please click Deny again.",
+        )
 
     @app.action(messages.FULL_REQUEST_ACTION)
     async def full_request(
@@ -162,14 +154,13 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
         if user not in summary.people and user != summary.started_by:
             await _tell(respond, "Only the requester and the approvers can read this request.")
             return
-        try:
-            await client.views_open(
-                trigger_id=body["trigger_id"],
-                view=messages.full_request_modal(summary.started_by, summary.title),
-            )
-        except SlackApiError as e:
-            log.warning("could not open the request: %s", e.response.get("error"))
-            await _tell(respond, "Slack could not open the request in time; please click again.")
+        await _open(
+            client,
+            respond,
+            body,
+            messages.full_request_modal(summary.started_by, summary.title),
+            "Slack could not open the request in time; please click again.",
+        )
 
     @app.view(messages.DENY_VIEW)
     async def deny_submitted(
@@ -198,6 +189,22 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
         await ack_when_decided(ack, applying)
         if channel:
             requests_first.later(_confirm_denial(client, channel, user, applying))
+
+
+async def _open(
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    again: str,
+) -> None:
+    """Open a modal on the click's trigger (valid for 3 s); if Slack refuses, say `again`."""
+    try:
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as e:
+        title = (view.get("title") or {}).get("text", "a modal")
+        log.warning("could not open %r: %s", title, e.response.get("error"))
+        await _tell(respond, again)
 
 
 async def _tell(respond: AsyncRespond, text: str | asyncio.Future[str]) -> None:

@@ -5,14 +5,11 @@ existing server instead)."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.sandbox.slack import SlackStandin
 from callbacks import default_callbacks
@@ -20,7 +17,7 @@ from tests.helpers import ManualManager
 from tests.slackbot import Bot, running_bot, standin
 from workflows import Workflow
 from workflows.testing import WorkflowTestKit
-from workflows.testing.postgres import PostgresServer
+from workflows.testing.postgres import PostgresServer, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -35,17 +32,6 @@ def postgres_url() -> Iterator[str]:
         server.stop()
 
 
-async def fresh_postgres_database(server_url: str) -> str:
-    """Create an empty database on the server and return its plain URL."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database of each kind."""
@@ -53,7 +39,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield f"sqlite:///{tmp_path / 'workflows.db'}"
     else:
         server_url = request.getfixturevalue("postgres_url")
-        yield await fresh_postgres_database(server_url)
+        yield await fresh_database(server_url)
 
 
 KitFactory = Callable[..., Awaitable[WorkflowTestKit]]

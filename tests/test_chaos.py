@@ -24,10 +24,10 @@ import pytest
 
 from bot import messages
 from bot.sandbox.slack import Message, SentRequest, SlackStandin, View
-from tests.conftest import fresh_postgres_database
 from tests.processes import BotProcess, free_port, poll
 from tests.slackbot import ALICE, BOB, BOT_TOKEN, RITA, SIGNING_SECRET, at, standin
 from workflows.store import SQLStore
+from workflows.testing.postgres import fresh_database
 
 REQUESTS = int(os.environ.get("CHAOS_REQUESTS", "45"))
 KILL_EVERY = float(os.environ.get("CHAOS_KILL_EVERY", "2.0"))
@@ -216,7 +216,7 @@ class Requests:
 async def cluster(
     slack: SlackStandin, postgres_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Cluster, SQLStore]]:
-    url = await fresh_postgres_database(postgres_url)
+    url = await fresh_database(postgres_url)
     store = SQLStore(url)
     await store.start()  # migrate once up front; the processes find it up to date
     c = Cluster(slack, url, tmp_path)

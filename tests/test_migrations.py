@@ -79,9 +79,9 @@ async def test_a_newer_schema_is_refused(database_url: str) -> None:
 
 
 async def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
-    from tests.conftest import fresh_postgres_database
+    from workflows.testing.postgres import fresh_database
 
-    url = await fresh_postgres_database(postgres_url)
+    url = await fresh_database(postgres_url)
     stores = [SQLStore(url) for _ in range(4)]
     await asyncio.gather(*(s.start() for s in stores))
     async with stores[0].engine.connect() as conn:

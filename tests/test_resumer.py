@@ -104,9 +104,9 @@ async def all_waiting(engine: Engine, ids: list[str]) -> bool:
 
 
 async def test_several_processes_share_one_postgres(postgres_url: str, tmp_path: Path) -> None:
-    from tests.conftest import fresh_postgres_database
+    from workflows.testing.postgres import fresh_database
 
-    url = await fresh_postgres_database(postgres_url)
+    url = await fresh_database(postgres_url)
     engine = make_engine(url)
     await engine.start()
     try:

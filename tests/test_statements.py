@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KitFactory, fresh_postgres_database
+from tests.conftest import KitFactory
 from tests.helpers import Manual, ManualManager, waiting_request
 from workflows import (
     Break,
@@ -29,6 +29,7 @@ from workflows import (
     Workflow,
 )
 from workflows.state import EventStatus, ThreadStatus
+from workflows.testing.postgres import fresh_database
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -38,7 +39,7 @@ async def kit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'workflows.db'}"
-    return await fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    return await fresh_database(request.getfixturevalue("postgres_url"))
 
 
 class Empty(Workflow):

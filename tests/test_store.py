@@ -8,10 +8,10 @@ import pytest
 
 from bot.sandbox.slack import SlackStandin
 from bot.service import build
-from tests.conftest import fresh_postgres_database
 from tests.slackbot import settings_for
 from workflows.sqlrows import PostgresRows
 from workflows.store import SQLStore
+from workflows.testing.postgres import fresh_database
 
 
 async def levels(store: SQLStore) -> tuple[str, str]:
@@ -30,7 +30,7 @@ async def levels(store: SQLStore) -> tuple[str, str]:
 async def test_commit_levels(
     postgres_url: str, fsync_steps: bool, expected: tuple[str, str]
 ) -> None:
-    store = SQLStore(await fresh_postgres_database(postgres_url), fsync_steps=fsync_steps)
+    store = SQLStore(await fresh_database(postgres_url), fsync_steps=fsync_steps)
     await store.start()
     try:
         assert await levels(store) == expected
@@ -39,7 +39,7 @@ async def test_commit_levels(
 
 
 async def test_the_bot_setting_reaches_the_store(slack: SlackStandin, postgres_url: str) -> None:
-    url = await fresh_postgres_database(postgres_url)
+    url = await fresh_database(postgres_url)
     service = build(settings_for(slack, url, fsync_steps=True))
     assert isinstance(service.engine.db, SQLStore)
     await service.engine.db.start()

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 _SERVICE_USER = "approvalbot-pg"
@@ -166,3 +167,17 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def fresh_database(server_url: str, name: str | None = None) -> str:
+    """Create an empty database on the server and return its plain URL."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = name or f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
