@@ -204,7 +204,7 @@ async def test_invalid_definitions_are_refused_before_anything_runs(
         await kit.engine.new_workflow(Duplicate())
     with pytest.raises(DefinitionError, match="no callback manager for handler type 'timeout'"):
         await kit.engine.new_workflow(NoManagerFor())
-    assert await kit.engine.db.due(kit.clock.now(), 10) == []
+    assert await kit.engine.db.due(kit.clock.now(), 10, kit.engine.workflows.keys()) == []
 
 
 class NotAStatement(Workflow):
