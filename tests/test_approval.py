@@ -11,7 +11,7 @@ import pytest
 from callbacks.user_action import WaitForUserAction
 from tests.conftest import KitFactory
 from tests.helpers import ManualManager, waiting_request
-from workflows import CallbackRejected, WorkflowFinished
+from workflows import CallbackRejected, DefinitionError, WorkflowFinished
 from workflows.approval import ApprovalRequest
 
 
@@ -162,6 +162,21 @@ async def test_a_cancel_tells_the_requester_once_even_when_slack_fails(
     assert (record.status, record.state.orphans) == ("cancelled", [])
     manager: ManualManager = kit.engine.callbacks[WaitForUserAction.type]  # type: ignore[assignment]
     assert sorted(n for n, _, _ in manager.teardowns) == ["action A", "action B"]
+
+
+async def test_every_approvers_wait_is_checked_before_the_request_is_stored(
+    make_kit: KitFactory,
+) -> None:
+    from callbacks import default_callbacks
+
+    kit = await make_kit(ApprovalRequest, callbacks=default_callbacks())  # no Slack manager
+    request = ApprovalRequest(requester="R", approvers=["A", "B"], text="Deploy")
+    with pytest.raises(
+        DefinitionError,
+        match=f"event 'action A': no callback manager for handler type '{WaitForUserAction.type}'",
+    ):
+        await kit.engine.new_workflow(request)
+    assert await kit.engine.db.list_workflows() == []
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@ class Engine:
         cls = type(data)
         if self.workflows.get(cls.workflow_type) is not cls:
             raise UnknownWorkflowType(f"workflow type {cls.workflow_type!r} is not registered")
-        st.build_index(data.definition(), set(self.callbacks))
+        st.validate(data.definition(), set(self.callbacks))
         now = self.clock.now()
         record = Record(
             id=id or uuid.uuid4().hex,
