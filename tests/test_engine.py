@@ -75,7 +75,7 @@ async def test_answer_cancels_the_timer(make_kit: KitFactory) -> None:
     wid = await kit.engine.new_workflow(Approval())
     await kit.drain()
     assert len(await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=2), 10)) == 1
-    await kit.engine.on_callback(await waiting_request(kit.engine, wid, "answer"), "yes")
+    await kit.answer(wid, "answer", "yes")
     await kit.drain()
     info = await kit.engine.get(wid)
     assert (info.status, info.output) == ("finished", "yes")

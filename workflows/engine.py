@@ -474,6 +474,7 @@ class Engine:
             raise CorruptWorkflow(f"workflow {record.id}: stored data is invalid: {e}") from e
         wf._services = self.services
         wf._workflow_id = record.id
+        wf._clock = self.clock
         return wf
 
     async def _execute(self, workflow_id: str) -> None:

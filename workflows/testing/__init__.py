@@ -5,7 +5,13 @@ and never sleeps:
     async with WorkflowTestKit([Deploy], callbacks=default_callbacks()) as kit:
         wid = await kit.engine.new_workflow(Deploy())
         await kit.drain()
-        await kit.advance(timedelta(hours=24))   # fires the timeout, runs what follows
+        assert await kit.waiting(wid) == ["approval", "timeout"]
+        await kit.answer(wid, "approval", {"user": "U1"})   # as the outside world would
+        await kit.drain()
+        assert (await kit.data(wid, Deploy)).approved
+
+A test answers a wait by its event name, as the outside world would, and reads the data
+back as its model, without reaching into the store.
 """
 
 from __future__ import annotations
@@ -14,15 +20,18 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from workflows.engine import Engine
 from workflows.errors import UnknownWorkflowType
 from workflows.resumer import AttachedResumer
-from workflows.types import CallbackManager, Timer
+from workflows.state import OPEN, ThreadStatus, WaitEvent
+from workflows.types import CallbackManager, CallbackRequest, Timer
 from workflows.workflow import Workflow
 
 __all__ = ["DrainResumer", "FakeClock", "WorkflowTestKit"]
+
+W = TypeVar("W", bound=Workflow)
 
 
 class FakeClock:
@@ -123,6 +132,67 @@ class WorkflowTestKit:
         """Move the clock and run everything that became due."""
         self.clock.advance(delta)
         return await self.drain()
+
+    async def waiting(self, workflow_id: str) -> list[str]:
+        """The events the workflow's threads wait for now (by event name, thread order)."""
+        return [event.name for _, event in await self._open(workflow_id)]
+
+    async def answer(
+        self,
+        workflow_id: str,
+        event: str,
+        input: Any = None,
+        *,
+        thread: str | None = None,
+        actor: str = "",
+    ) -> Any:
+        """Answer the open wait for `event` as the outside world would: with the request
+        its setup was given, through `engine.on_callback`. Returns the handler's output.
+        `thread` picks the thread when several wait for the same event name."""
+        waits = await self._open(workflow_id)
+        found = [(t, e) for t, e in waits if e.name == event and (thread is None or t == thread)]
+        if not found:
+            where = "" if thread is None else f" in thread {thread!r}"
+            names = ", ".join(f"{e.name!r} ({t})" for t, e in waits) or "nothing"
+            raise LookupError(
+                f"workflow {workflow_id} does not wait for {event!r}{where}; it waits for {names}"
+            )
+        if len(found) > 1:
+            threads = ", ".join(t for t, _ in found)
+            raise LookupError(
+                f"threads {threads} of workflow {workflow_id} all wait for {event!r}: "
+                "say which with thread="
+            )
+        ((thread_id, e),) = found
+        request = CallbackRequest(
+            workflow_id=workflow_id,
+            thread_id=thread_id,
+            name=e.name,
+            pc=e.pc,
+            setup_data=e.setup_data,
+            waiting_since=e.since,
+            setup_attempt=e.setup_started,
+        )
+        return await self.engine.on_callback(request, input, actor=actor)
+
+    async def data(self, workflow_id: str, kind: type[W]) -> W:
+        """The workflow's data as its model, checked to be a `kind` (typed, for asserts)."""
+        data = (await self.engine.get(workflow_id)).data
+        if not isinstance(data, kind):
+            raise TypeError(
+                f"workflow {workflow_id} is a {type(data).__name__}, not a {kind.__name__}"
+            )
+        return data
+
+    async def _open(self, workflow_id: str) -> list[tuple[str, WaitEvent]]:
+        state = (await self.engine.db.get(workflow_id)).state
+        return [
+            (t.id, e)
+            for t in state.threads
+            if t.status == ThreadStatus.BLOCKED
+            for e in t.events
+            if e.status in OPEN
+        ]
 
     async def __aenter__(self) -> WorkflowTestKit:
         await self.engine.start()
