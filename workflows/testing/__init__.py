@@ -1,17 +1,19 @@
 """A testing kit for workflow authors: a clock you move by hand and a resumer that runs
-everything due until the engine is idle. A test of a 24-hour timeout runs in milliseconds
-and never sleeps:
+everything due until the engine is idle, so a test of a 24-hour timeout runs in
+milliseconds and never sleeps; and verbs that answer a wait by its event name, as the
+outside world would, and read the data back as its model, without reaching into the store:
 
-    async with WorkflowTestKit([Deploy], callbacks=default_callbacks()) as kit:
+    callbacks = {**default_callbacks(), "some_type": SomeManager()}
+    async with WorkflowTestKit([Deploy], callbacks=callbacks) as kit:
         wid = await kit.engine.new_workflow(Deploy())
         await kit.drain()
         assert await kit.waiting(wid) == ["approval", "timeout"]
-        await kit.answer(wid, "approval", {"user": "U1"})   # as the outside world would
+        await kit.answer(wid, "approval", {"user": "U1"})
         await kit.drain()
         assert (await kit.data(wid, Deploy)).approved
 
-A test answers a wait by its event name, as the outside world would, and reads the data
-back as its model, without reaching into the store.
+        other = await kit.engine.new_workflow(Deploy())
+        await kit.advance(timedelta(hours=24))   # fires the timeout, runs what follows
 """
 
 from __future__ import annotations
