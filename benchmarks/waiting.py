@@ -7,7 +7,7 @@ It makes one real waiting workflow (a 1-hour Timeout), copies its row and timer 
 times, and makes --due of them come due two seconds after start-up. Then it starts a
 fresh engine with the APScheduler resumer, as a restarted process would, and reports how
 long `start()` took, the process's memory before and after, and how late each due timer
-fired. Finally it prints EXPLAIN for the claim queries (SQLite and PostgreSQL).
+fired. Finally it prints EXPLAIN for the sweep's queries (SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -92,27 +92,44 @@ async def populate(url: str, count: int, due: int, due_at: datetime) -> list[str
     return ids
 
 
+TYPES = object()  # where a query takes the process's workflow types
+
+
 async def explain(url: str) -> list[str]:
-    """The query plans of the sweep's two claim queries, exactly as the store sends them."""
+    """The query plans of the sweep's claim queries, exactly as the store sends them for a
+    process that runs the one type, and of its count of the types it does not run."""
     store = SQLStore(url)
     await store.start()
     now = datetime.now(UTC)
+    types = [Waiting.workflow_type]
     queries = {
-        "claim due workflows": (sqlrows.CLAIMABLE_WORKFLOWS, (now, now, 200)),
-        "claim due timers": (sqlrows.CLAIMABLE_TIMERS, (now, now, 200)),
+        "claim due workflows": (sqlrows.CLAIMABLE_WORKFLOWS, (TYPES, now, now, 200), True),
+        "claim due timers": (sqlrows.CLAIMABLE_TIMERS, (now, now, TYPES, 200), True),
+        "count due workflows of unknown types": (
+            sqlrows.UNKNOWN_TYPES,
+            (now, now, TYPES, 10_000),
+            False,
+        ),
     }
     lines = []
     rows = store.rows
-    for name, (sql, args) in queries.items():
+    for name, (sql, args, claims) in queries.items():
         if isinstance(rows, sqlrows.SQLiteRows):
-            ts = [sqlrows.sqlite_ts(a) if isinstance(a, datetime) else a for a in args]
-            found = rows.db.execute(f"EXPLAIN QUERY PLAN {sql}", ts).fetchall()
+            ts: list[Any] = []
+            for a in args:
+                ts.extend(types if a is TYPES else [a])
+            ts = [sqlrows.sqlite_ts(a) if isinstance(a, datetime) else a for a in ts]
+            query = sqlrows.sqlite_types(sql, len(types))
+            found = rows.db.execute(f"EXPLAIN QUERY PLAN {query}", ts).fetchall()
             plan = [" ".join(str(c) for c in r) for r in found]
         else:
             async with rows.pool.acquire() as conn:
                 await conn.execute("ANALYZE")
-                claim = sqlrows.numbered(sql) + " FOR UPDATE SKIP LOCKED"
-                found = await conn.fetch(f"EXPLAIN {claim}", *args)
+                query = sqlrows.numbered(sql.format(types=sqlrows.PG_TYPES))
+                if claims:
+                    query += " FOR UPDATE SKIP LOCKED"
+                values = [types if a is TYPES else a for a in args]
+                found = await conn.fetch(f"EXPLAIN {query}", *values)
             plan = [r[0] for r in found]
         lines.append(f"  {name}:")
         lines.extend(f"    {p}" for p in plan)

@@ -1,5 +1,6 @@
 """`GET /metrics` in Prometheus' text format: workflows by status, step and callback
-latency, retries, and resumer lag (how overdue the oldest due workflow is)."""
+latency, retries, resumer lag (how overdue the oldest due workflow is), and the due
+workflows of types this process does not run."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ class PrometheusObserver:
             "How overdue the oldest workflow due for execution is",
             registry=r,
         )
+        self.unknown = Gauge(
+            "workflows_unknown_type_waiting",
+            "Due workflows of types this process does not run, waiting for one that does",
+            registry=r,
+        )
 
     def step(self, workflow_type: str, seconds: float, ok: bool) -> None:
         self.steps.labels(workflow_type, "ok" if ok else "error").observe(seconds)
@@ -60,6 +66,8 @@ class PrometheusObserver:
         now = engine.clock.now()
         oldest = await engine.db.oldest_due(now)
         self.lag.set(0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()))
+        unknown = await engine.db.count_unknown_types(now, engine.workflows.keys())
+        self.unknown.set(sum(unknown.values()))
 
     async def handler(self, engine: Engine) -> web.Response:
         await self.refresh(engine)

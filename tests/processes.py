@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -28,7 +28,9 @@ class Worker:
         *args: str,
         crash_at: str | None = None,
         lease_seconds: float = 2.0,
+        types: Sequence[str] | None = None,
     ) -> None:
+        """`types`: the only workflow types the process knows (default: all of the worker's)."""
         env = {
             **os.environ,
             "WORKER_DIR": str(directory),
@@ -36,8 +38,11 @@ class Worker:
             "PYTHONPATH": str(ROOT),
         }
         env.pop("CRASH_AT", None)
+        env.pop("WORKER_TYPES", None)
         if crash_at:
             env["CRASH_AT"] = crash_at
+        if types is not None:
+            env["WORKER_TYPES"] = ",".join(types)
         self.directory = directory
         self.output = open(directory / f"worker-{time.monotonic_ns()}.out", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(

@@ -11,7 +11,7 @@ import pytest
 from callbacks.user_action import WaitForUserAction
 from tests.conftest import KitFactory
 from tests.helpers import ManualManager, waiting_request
-from workflows import CallbackRejected, WorkflowFinished
+from workflows import CallbackRejected, DefinitionError, WorkflowFinished
 from workflows.approval import ApprovalRequest
 
 
@@ -51,12 +51,11 @@ async def test_quorum_then_everything_is_torn_down(make_kit: KitFactory) -> None
         ApprovalRequest(requester="R", approvers=["A", "B", "C"], quorum=2, text="Deploy")
     )
     await kit.drain()
-    a = await waiting_request(kit.engine, wid, "action A", "ask-A")
-    await kit.engine.on_callback(a, decision("A"))
+    assert await kit.waiting(wid) == ["action A", "action B", "action C", "timeout"]
+    await kit.answer(wid, "action A", decision("A"))
     await kit.drain()
     assert notifier.told == []
-    b = await waiting_request(kit.engine, wid, "action B", "ask-B")
-    await kit.engine.on_callback(b, decision("B"))
+    await kit.answer(wid, "action B", decision("B"))
     await kit.drain()
     info = await kit.engine.get(wid)
     assert info.status == "finished"
@@ -83,12 +82,11 @@ async def test_one_deny_ends_it_and_needs_a_reason(make_kit: KitFactory) -> None
         ApprovalRequest(requester="R", approvers=["A", "B"], quorum=2, text="Deploy")
     )
     await kit.drain()
-    b = await waiting_request(kit.engine, wid, "action B", "ask-B")
     with pytest.raises(CallbackRejected, match="reason is required"):
-        await kit.engine.on_callback(b, decision("B", "deny"))
+        await kit.answer(wid, "action B", decision("B", "deny"))
     with pytest.raises(CallbackRejected, match="not an approver"):
-        await kit.engine.on_callback(b, decision("E", "deny", "no"))
-    await kit.engine.on_callback(b, decision("B", "deny", "not today"))
+        await kit.answer(wid, "action B", decision("E", "deny", "no"))
+    await kit.answer(wid, "action B", decision("B", "deny", "not today"))
     await kit.drain()
     info = await kit.engine.get(wid)
     assert info.output["outcome"] == "denied"
@@ -118,9 +116,8 @@ async def test_requester_cannot_decide_their_own_request(make_kit: KitFactory) -
         ApprovalRequest(requester="R", approvers=["R", "A"], text="Deploy")
     )
     await kit.drain()
-    r = await waiting_request(kit.engine, wid, "action R", "ask-R")
     with pytest.raises(CallbackRejected, match="your own request"):
-        await kit.engine.on_callback(r, decision("R"))
+        await kit.answer(wid, "action R", decision("R"))
     assert (await kit.engine.get(wid)).status == "waiting"
 
 
@@ -162,6 +159,21 @@ async def test_a_cancel_tells_the_requester_once_even_when_slack_fails(
     assert (record.status, record.state.orphans) == ("cancelled", [])
     manager: ManualManager = kit.engine.callbacks[WaitForUserAction.type]  # type: ignore[assignment]
     assert sorted(n for n, _, _ in manager.teardowns) == ["action A", "action B"]
+
+
+async def test_every_approvers_wait_is_checked_before_the_request_is_stored(
+    make_kit: KitFactory,
+) -> None:
+    from callbacks import default_callbacks
+
+    kit = await make_kit(ApprovalRequest, callbacks=default_callbacks())  # no Slack manager
+    request = ApprovalRequest(requester="R", approvers=["A", "B"], text="Deploy")
+    with pytest.raises(
+        DefinitionError,
+        match=f"event 'action A': no callback manager for handler type '{WaitForUserAction.type}'",
+    ):
+        await kit.engine.new_workflow(request)
+    assert await kit.engine.db.list_workflows() == []
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ async def test_a_newer_database_schema_stops_start_up(
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "Error: the database schema is at revision '0099', newer than this code (which "
-        "knows up to '0003'): run a newer release"
+        "knows up to '0004'): run a newer release"
     )
 
 

@@ -77,7 +77,7 @@ async def test_answer_cancels_the_timer(make_kit: KitFactory) -> None:
     wid = await kit.engine.new_workflow(Approval())
     await kit.drain()
     assert len(await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=2), 10)) == 1
-    await kit.engine.on_callback(await waiting_request(kit.engine, wid, "answer"), "yes")
+    await kit.answer(wid, "answer", "yes")
     await kit.drain()
     info = await kit.engine.get(wid)
     assert (info.status, info.output) == ("finished", "yes")
@@ -248,7 +248,53 @@ async def test_invalid_definitions_are_refused_before_anything_runs(
         await kit.engine.new_workflow(Duplicate())
     with pytest.raises(DefinitionError, match="no callback manager for handler type 'timeout'"):
         await kit.engine.new_workflow(NoManagerFor())
-    assert await kit.engine.db.due(kit.clock.now(), 10) == []
+    assert await kit.engine.db.due(kit.clock.now(), 10, kit.engine.workflows.keys()) == []
+
+
+class GoBodies(Workflow):
+    """Its thread's body is a function of the thread id: checked once it is called."""
+
+    problem: str = ""
+
+    def definition(self) -> Any:
+        return S(
+            Step("a", lambda: None),
+            Go("helper", self.helper, id="helper-1"),
+            Wait("hold", On("go", Manual())),
+        )
+
+    def helper(self, thread_id: str) -> Any:
+        if self.problem == "no manager":
+            return Wait("pause", On(f"timeout {thread_id}", Timeout(after=timedelta(seconds=1))))
+        if self.problem == "duplicate":
+            return S(Step("a", lambda: None))
+        if self.problem == "not a statement":
+            return "a step"
+        if self.problem == "raises":
+            raise KeyError(thread_id)
+        return Step(f"work {thread_id}", lambda: None)
+
+
+@pytest.mark.parametrize(
+    ("problem", "error"),
+    [
+        ("no manager", "event 'timeout helper-1': no callback manager for handler type 'timeout'"),
+        ("duplicate", "duplicate statement name 'a'"),
+        ("not a statement", "Go 'helper': the function must return a statement"),
+        ("raises", "Go 'helper': building the body of thread 'helper-1' raised KeyError"),
+    ],
+)
+async def test_go_bodies_are_checked_before_anything_runs(
+    make_kit: KitFactory, problem: str, error: str
+) -> None:
+    kit = await make_kit(GoBodies, callbacks={"manual": ManualManager()})
+    with pytest.raises(DefinitionError, match=error):
+        await kit.engine.new_workflow(GoBodies(problem=problem))
+    assert await kit.engine.db.list_workflows() == []
+    wid = await kit.engine.new_workflow(GoBodies())  # the same with a sound body runs
+    await kit.drain()
+    info = await kit.engine.get(wid)
+    assert (info.status, [t.id for t in info.state.threads]) == ("waiting", ["main"])
 
 
 class NotAStatement(Workflow):

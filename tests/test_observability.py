@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,6 +14,8 @@ from bot.logs import configure_logging
 from bot.sandbox.slack import SlackStandin
 from tests.processes import poll
 from tests.slackbot import ALICE, RITA, Bot, at, running_bot
+from workflows import Engine, S, Step, Workflow
+from workflows.store import SQLStore
 from workflows.testing.postgres import PostgresServer
 
 
@@ -43,6 +46,46 @@ async def test_metrics(bot: Bot) -> None:
     assert 'workflow_step_seconds_count{outcome="ok",type="approval"}' in text
     assert 'workflow_callback_seconds_count{outcome="ok",type="approval"} 1.0' in text
     assert "workflow_resumer_lag_seconds 0.0" in text
+    assert "workflows_unknown_type_waiting 0.0" in text
+
+
+class Elsewhere(Workflow):
+    """A type this bot does not run (a newer release's, say)."""
+
+    def definition(self) -> Any:
+        return S(Step("only", lambda: None))
+
+
+async def test_metrics_count_workflows_of_types_this_process_does_not_run(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = bot.service.engine.db
+    assert isinstance(store, SQLStore)
+    other = Engine(store.url, workflows=[Elsewhere])  # stores it, runs nothing
+    await other.start()
+    try:
+        wid = await other.new_workflow(Elsewhere())
+        before = await other.db.get(wid)
+
+        async def counted() -> bool:
+            status, text = await get(f"{bot.url}/metrics")
+            assert status == 200
+            return "workflows_unknown_type_waiting 1.0" in text
+
+        def reported() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.name == "workflows.resumer"]
+
+        await poll(counted, 10, "the workflow of an unknown type was not counted")
+        await poll(reported, 10, "the workflow of an unknown type was not logged")
+        after = await other.db.get(wid)
+        assert (after.status, after.version, after.error) == ("running", before.version, None)
+    finally:
+        await other.close()
+    assert reported()[0].levelno == logging.WARNING
+    assert reported()[0].getMessage() == (
+        "due workflows wait for a process that runs their type (this one does not): "
+        "1 of 'Elsewhere'"
+    )
 
 
 async def test_healthz_fails_when_the_database_does_not_answer(slack: SlackStandin) -> None:

@@ -133,8 +133,7 @@ async def test_handler_setup_teardown_with_handled_flag(make_kit: KitFactory) ->
     await kit.drain()  # resuming a waiting workflow changes nothing
     assert (await kit.engine.db.get(wid)).version == before.version
 
-    request = await waiting_request(kit.engine, wid, "event")
-    assert await kit.engine.on_callback(request, "abc") == "abc"
+    assert await kit.answer(wid, "event", "abc") == "abc"
     assert (await kit.engine.get(wid)).data.log == "start,sync"  # type: ignore[attr-defined]
     await kit.drain()
     info = await kit.engine.get(wid)
@@ -300,7 +299,7 @@ async def test_if_elseif_else_and_switch(make_kit: KitFactory) -> None:
     assert (info.status, info.data.s) == ("finished", "c")  # type: ignore[attr-defined]
     info = await kit.engine.get(b)
     assert (info.status, info.data.s) == ("waiting", "bb")  # type: ignore[attr-defined]
-    await kit.engine.on_callback(await waiting_request(kit.engine, b, "event"), None)
+    await kit.answer(b, "event")
     await kit.drain()
     info = await kit.engine.get(b)
     assert (info.status, info.data.s) == ("finished", "bbh")  # type: ignore[attr-defined]
@@ -383,14 +382,11 @@ async def test_threads_with_their_own_waits(make_kit: KitFactory) -> None:
     info = await kit.engine.get(wid)
     assert info.status == "waiting"
     assert {t.id for t in info.state.threads} == {"main", "ask-alice", "ask-bob"}
-    await kit.engine.on_callback(
-        await waiting_request(kit.engine, wid, "answer bob", "ask-bob"), "yes"
-    )
+    assert await kit.waiting(wid) == ["answer alice", "answer bob"]
+    await kit.answer(wid, "answer bob", "yes")
     await kit.drain()
     assert (await kit.engine.get(wid)).status == "waiting"
-    await kit.engine.on_callback(
-        await waiting_request(kit.engine, wid, "answer alice", "ask-alice"), "no"
-    )
+    await kit.answer(wid, "answer alice", "no")
     await kit.drain()
     info = await kit.engine.get(wid)
     assert (info.status, info.output) == ("finished", {"alice": "no", "bob": "yes"})

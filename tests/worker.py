@@ -7,16 +7,20 @@ first time it reaches that point (a marker file in DIR stops the next process fr
 again): `step:<name>` after the step's effect but before its checkpoint, `setup` after the
 outside-world effect but before it is recorded, `callback` inside the callback transaction.
 Every step, setup, teardown and applied callback appends a line to a log in DIR, so the
-test can count how often each really happened.
+test can count how often each really happened. `WORKER_TYPES=CrashFlow` makes a process
+that knows only the workflow types named (comma-separated; all by default), as a process
+of an older release would during a rolling deploy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -112,10 +116,21 @@ class TimerFlow(Workflow):
         self.steps.append(name)
 
 
-def make_engine(database_url: str, resumer: SchedulerResumer | None = None) -> Engine:
+WORKFLOWS: dict[str, type[Workflow]] = {cls.workflow_type: cls for cls in (CrashFlow, TimerFlow)}
+
+
+def make_engine(
+    database_url: str,
+    resumer: SchedulerResumer | None = None,
+    types: Sequence[str] | None = None,
+) -> Engine:
+    """An engine that knows `types` (by default those of WORKER_TYPES, else all)."""
+    if types is None:
+        named = os.environ.get("WORKER_TYPES", "")
+        types = named.split(",") if named else list(WORKFLOWS)
     return Engine(
         database_url,
-        workflows=[CrashFlow, TimerFlow],
+        workflows=[WORKFLOWS[t] for t in types],
         callbacks={"answer": AnswerManager(), "timeout": TimeoutManager()},
         resumer=resumer,
         lease=timedelta(seconds=float(os.environ.get("LEASE_SECONDS", "2"))),
@@ -153,6 +168,7 @@ async def answer(database_url: str, workflow_id: str) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command, database_url, directory = sys.argv[1:4]
     os.environ["WORKER_DIR"] = directory
     global DIR

@@ -191,7 +191,7 @@ class Engine:
         cls = type(data)
         if self.workflows.get(cls.workflow_type) is not cls:
             raise UnknownWorkflowType(f"workflow type {cls.workflow_type!r} is not registered")
-        st.build_index(data.definition(), set(self.callbacks))
+        st.validate(data.definition(), set(self.callbacks))
         now = self.clock.now()
         record = Record(
             id=id or uuid.uuid4().hex,
@@ -245,7 +245,8 @@ class Engine:
         """Run the workflow until every thread blocks or it ends, then set up its waits.
 
         Safe to call at any time from any process: a workflow leased by another live
-        process is left alone."""
+        process is left alone, and one of a type this engine does not know raises
+        `UnknownWorkflowType` and is left as it is."""
         lock = self._locks.setdefault(workflow_id, asyncio.Lock())
         token = current_workflow.set(workflow_id)
         try:
@@ -268,6 +269,7 @@ class Engine:
             nonlocal kind
             kind = record.type
             _check_running(record)
+            self._check_known(record)
             open_wait(record.state, request)  # a stale request fails before the data loads
             wf = self._load(record)
             output = await self.interpreter.handle_callback(wf, record.state, request, input)
@@ -297,7 +299,7 @@ class Engine:
         started = time.perf_counter()
         try:
             output = await self.db.update(request.workflow_id, apply)
-        except (StatementNotFound, CorruptWorkflow, UnknownWorkflowType) as e:
+        except (StatementNotFound, CorruptWorkflow) as e:
             await self._fail_waiting(request.workflow_id, f"{type(e).__name__}: {e}")
             raise
         except Exception:
@@ -315,6 +317,7 @@ class Engine:
         (a Slack modal asking for a reason, say); `on_callback` checks again."""
         record = await self.db.get(request.workflow_id)
         _check_running(record)
+        self._check_known(record)
         thread, _ = open_wait(record.state, request)
         return event_of(self._load(record), thread, request.name).handler
 
@@ -427,21 +430,36 @@ class Engine:
             f"{request.workflow_id}:{request.thread_id}:{request.name}:{request.pc}"
         )
 
-    async def fire_timer(self, timer: Timer) -> None:
-        """Deliver a due timer; a timer whose wait is already over is simply dropped."""
+    async def fire_timer(self, timer: Timer) -> bool:
+        """Deliver a due timer; a timer whose wait is already over is simply dropped.
+        Returns False when the timer is left for a process that runs its workflow's type."""
         try:
             await self.on_callback(timer.request, None, actor="timer")
         except CallbackError:
             pass
+        except UnknownWorkflowType:
+            return False
         except WorkflowError as e:  # the workflow is gone or broken: the timer is moot
             log.warning("timer %s dropped: %s", timer.key, e)
         await self.db.delete_timer(timer.key)
+        return True
 
     # --- execution -------------------------------------------------------------------------
 
     def _wake(self, workflow_id: str, at: datetime | None = None) -> None:
         if self.resumer is not None:
             self.resumer.wake(workflow_id, at)
+
+    def _check_known(self, record: Record) -> None:
+        """Refuse, before anything changes, a workflow of a type this process does not run
+        (a rolling deploy adding it, say): it stays as it is for a process that does."""
+        if record.type not in self.workflows:
+            error = UnknownWorkflowType(
+                f"workflow {record.id} is of type {record.type!r}, which this process does "
+                "not run: it is left as it is for a process that does"
+            )
+            log.warning("%s", error, extra={"workflow_id": record.id})
+            raise error
 
     def _class(self, record: Record) -> type[Workflow]:
         cls = self.workflows.get(record.type)
@@ -457,6 +475,7 @@ class Engine:
             raise CorruptWorkflow(f"workflow {record.id}: stored data is invalid: {e}") from e
         wf._services = self.services
         wf._workflow_id = record.id
+        wf._clock = self.clock
         return wf
 
     async def _execute(self, workflow_id: str) -> None:
@@ -510,6 +529,7 @@ class Engine:
                 return None
             if record.status in TERMINAL and not _teardowns_due(record, now):
                 return None
+            self._check_known(record)
             if (
                 record.lease_owner == self.worker_id
                 and record.lease_expires_at is not None

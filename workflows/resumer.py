@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from workflows.errors import UnknownWorkflowType
 from workflows.types import Timer
 
 if TYPE_CHECKING:
@@ -145,16 +146,23 @@ class SchedulerResumer(AttachedResumer):
         try:
             engine = self.engine
             now = engine.clock.now()
+            types = engine.workflows.keys()  # the others wait for a process that runs them
             for workflow_id in await engine.db.claim_due(
-                now, engine.worker_id, now + engine.lease, self.batch
+                now, engine.worker_id, now + engine.lease, self.batch, types
             ):
                 self._submit(workflow_id)
             # Timers due before the next sweep, leased to this process until well after.
             horizon = now + timedelta(seconds=self.sweep_interval)
             for timer in await engine.db.claim_timers(
-                horizon, engine.worker_id, horizon + engine.lease, now, self.batch
+                horizon, engine.worker_id, horizon + engine.lease, now, self.batch, types
             ):
                 self._schedule_timer(timer)
+            unknown = await engine.db.count_unknown_types(now, types)
+            if unknown:
+                log.warning(
+                    "due workflows wait for a process that runs their type (this one does not): %s",
+                    ", ".join(f"{n} of {t!r}" for t, n in sorted(unknown.items())),
+                )
         except Exception:
             log.exception("sweep failed")
         finally:
@@ -181,6 +189,8 @@ class SchedulerResumer(AttachedResumer):
                 async with self._slots:
                     try:
                         await self.engine.execute(workflow_id)
+                    except UnknownWorkflowType:
+                        return  # logged; the sweep of a process that runs its type takes it
                     except Exception:
                         log.exception(
                             "executing %s failed; retrying later",

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -81,16 +82,33 @@ MARK_FAILED = (
 DUE_TIMERS = (
     f"SELECT {_TIMER_COLS} FROM workflow_timers WHERE fire_at <= ? ORDER BY fire_at LIMIT ?"
 )
-# The claim queries: the inner SELECT is what the sweep's indexes serve (due_at, fire_at).
+# The claim queries: the inner SELECT is what the sweep's indexes serve ((type, due_at),
+# fire_at). A process claims only the workflow types it runs, `{types}`: `(type IN (?, ...))`
+# on SQLite, `(type = ANY(?))` on PostgreSQL (see `sqlite_types`, `PG_TYPES`); a workflow of
+# a type it does not know waits for a process that does, and is never failed for it.
 CLAIMABLE_WORKFLOWS = (
-    "SELECT id FROM workflows WHERE due_at <= ? "
+    "SELECT id FROM workflows WHERE {types} AND due_at <= ? "
     "AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY due_at LIMIT ?"
 )
 DUE = CLAIMABLE_WORKFLOWS  # read without claiming (the test kit's resumer)
+# A timer is left to others when its workflow is of a type this process does not run; one
+# whose workflow is gone is still claimed, so firing it drops it.
 CLAIMABLE_TIMERS = (
     "SELECT key FROM workflow_timers WHERE fire_at <= ? "
-    "AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY fire_at LIMIT ?"
+    "AND (lease_expires_at IS NULL OR lease_expires_at < ?) "
+    "AND NOT EXISTS (SELECT 1 FROM workflows WHERE workflows.id = workflow_timers.workflow_id "
+    "AND NOT {types}) ORDER BY fire_at LIMIT ?"
 )
+# Due workflows no live process holds, of the types this process does not run, by type
+# (the oldest `?` of them: the sweep runs it, so its cost is bounded, and grouping over the
+# inner SELECT keeps it on the due_at index; grouped directly, SQLite reads all of
+# (type, due_at) for its order).
+UNKNOWN_TYPES = (
+    "SELECT type, count(*) FROM (SELECT type FROM workflows WHERE due_at <= ? "
+    "AND (lease_expires_at IS NULL OR lease_expires_at < ?) AND NOT {types} "
+    "ORDER BY due_at LIMIT ?) AS due GROUP BY type"
+)
+PG_TYPES = "(type = ANY(?))"
 _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 CLAIM_WORKFLOWS = (
     "UPDATE workflows SET lease_owner = ?, lease_expires_at = ?, version = version + 1 "
@@ -100,11 +118,19 @@ CLAIM_TIMERS = (
     "UPDATE workflow_timers SET lease_owner = ?, lease_expires_at = ? "
     "WHERE key IN ({claimable}) RETURNING " + _TIMER_COLS
 )
+CLAIM_WORKFLOWS_SQLITE = CLAIM_WORKFLOWS.format(claimable=CLAIMABLE_WORKFLOWS)
+CLAIM_TIMERS_SQLITE = CLAIM_TIMERS.format(claimable=CLAIMABLE_TIMERS)
 ADD_TIMER = (
     f"INSERT INTO workflow_timers ({_TIMER_COLS}) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
 )
 GET_TIMER = f"SELECT {_TIMER_COLS} FROM workflow_timers WHERE key = ?"
 DELETE_TIMER = "DELETE FROM workflow_timers WHERE key = ?"
+
+
+@functools.cache
+def sqlite_types(sql: str, count: int) -> str:
+    """`sql` with its `{types}` filter for `count` types, as SQLite takes a list."""
+    return sql.format(types=f"(type IN ({', '.join(['?'] * count)}))")
 
 
 def numbered(sql: str) -> str:
@@ -297,24 +323,48 @@ class SQLiteRows:
         async with self.transaction() as db:
             db.execute(MARK_FAILED, (error, sqlite_ts(datetime.now(UTC)), workflow_id))
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
+    async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]:
+        if not types:
+            return []
         ts = sqlite_ts(now)
+        sql = sqlite_types(DUE, len(types))
         async with self.reading():
-            return [r[0] for r in await self._retry(DUE, (ts, ts, limit))]
+            return [r[0] for r in await self._retry(sql, (*types, ts, ts, limit))]
 
-    async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
+    async def claim_due(
+        self, now: datetime, owner: str, until: datetime, limit: int, types: Collection[str]
+    ) -> list[str]:
+        if not types:
+            return []
         ts = sqlite_ts(now)
-        sql = CLAIM_WORKFLOWS.format(claimable=CLAIMABLE_WORKFLOWS)
+        sql = sqlite_types(CLAIM_WORKFLOWS_SQLITE, len(types))
+        args = (owner, sqlite_ts(until), *types, ts, ts, limit)
         async with self.transaction(durable=False) as db:  # a lost lease just expires
-            return [r[0] for r in db.execute(sql, (owner, sqlite_ts(until), ts, ts, limit))]
+            return [r[0] for r in db.execute(sql, args)]
+
+    async def count_unknown_types(
+        self, now: datetime, types: Collection[str], limit: int
+    ) -> dict[str, int]:
+        ts = sqlite_ts(now)
+        sql = sqlite_types(UNKNOWN_TYPES, len(types))
+        async with self.reading():
+            return dict(await self._retry(sql, (ts, ts, *types, limit)))
 
     # --- timers ---
 
     async def claim_timers(
-        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
+        self,
+        until: datetime,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        limit: int,
+        types: Collection[str],
     ) -> list[Timer]:
-        sql = CLAIM_TIMERS.format(claimable=CLAIMABLE_TIMERS)
-        args = (owner, sqlite_ts(lease_until), sqlite_ts(until), sqlite_ts(now), limit)
+        if not types:
+            return []
+        sql = sqlite_types(CLAIM_TIMERS_SQLITE, len(types))
+        args = (owner, sqlite_ts(lease_until), sqlite_ts(until), sqlite_ts(now), *types, limit)
         async with self.transaction(durable=False) as db:
             return [_sqlite_timer(r) for r in db.execute(sql, args).fetchall()]
 
@@ -502,10 +552,15 @@ P_UPDATE = numbered(UPDATE)
 P_CHECKPOINT = numbered(CHECKPOINT)
 P_AUDIT = numbered(AUDIT)
 P_MARK_FAILED = numbered(MARK_FAILED)
-P_DUE = numbered(DUE)
+P_DUE = numbered(DUE.format(types=PG_TYPES))
 P_DUE_TIMERS = numbered(DUE_TIMERS)
-P_CLAIM_WORKFLOWS = numbered(CLAIM_WORKFLOWS.format(claimable=CLAIMABLE_WORKFLOWS + _SKIP_LOCKED))
-P_CLAIM_TIMERS = numbered(CLAIM_TIMERS.format(claimable=CLAIMABLE_TIMERS + _SKIP_LOCKED))
+P_CLAIM_WORKFLOWS = numbered(
+    CLAIM_WORKFLOWS.format(claimable=CLAIMABLE_WORKFLOWS + _SKIP_LOCKED).format(types=PG_TYPES)
+)
+P_CLAIM_TIMERS = numbered(
+    CLAIM_TIMERS.format(claimable=CLAIMABLE_TIMERS + _SKIP_LOCKED).format(types=PG_TYPES)
+)
+P_UNKNOWN_TYPES = numbered(UNKNOWN_TYPES.format(types=PG_TYPES))
 P_ADD_TIMER = numbered(ADD_TIMER)
 P_GET_TIMER = numbered(GET_TIMER)
 P_DELETE_TIMER = numbered(DELETE_TIMER)
@@ -599,20 +654,36 @@ class PostgresRows:
         async with self.transaction() as conn:
             await conn.execute(P_MARK_FAILED, error, datetime.now(UTC), workflow_id)
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
+    async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]:
         async with self.pool.acquire() as conn:
-            return [r[0] for r in await conn.fetch(P_DUE, now, now, limit)]
+            return [r[0] for r in await conn.fetch(P_DUE, list(types), now, now, limit)]
 
-    async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
+    async def claim_due(
+        self, now: datetime, owner: str, until: datetime, limit: int, types: Collection[str]
+    ) -> list[str]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(P_CLAIM_WORKFLOWS, owner, until, now, now, limit)
+            rows = await conn.fetch(P_CLAIM_WORKFLOWS, owner, until, list(types), now, now, limit)
         return [r[0] for r in rows]
 
-    async def claim_timers(
-        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
-    ) -> list[Timer]:
+    async def count_unknown_types(
+        self, now: datetime, types: Collection[str], limit: int
+    ) -> dict[str, int]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(P_CLAIM_TIMERS, owner, lease_until, until, now, limit)
+            rows = await conn.fetch(P_UNKNOWN_TYPES, now, now, list(types), limit)
+        return {r[0]: r[1] for r in rows}
+
+    async def claim_timers(
+        self,
+        until: datetime,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        limit: int,
+        types: Collection[str],
+    ) -> list[Timer]:
+        args = (owner, lease_until, until, now, list(types), limit)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(P_CLAIM_TIMERS, *args)
         return [_pg_timer(r) for r in rows]
 
     async def add_timer(self, timer: Timer) -> Timer:

@@ -462,11 +462,39 @@ def check(root: Stmt) -> None:
         pass
 
 
+def _with_go_bodies(root: Stmt) -> Iterator[Stmt]:
+    """`_walk`, and into the bodies Go functions build, each called with the thread id its
+    Go would start (a walk at run time does not: a body is built only for its thread)."""
+    for stmt in _walk(root):
+        yield stmt
+        if isinstance(stmt, Go) and not isinstance(stmt.stmt, Stmt):
+            try:
+                body = stmt.body(stmt.thread_id)
+            except DefinitionError:
+                raise
+            except Exception as e:
+                raise DefinitionError(
+                    f"Go {stmt.name!r}: building the body of thread {stmt.thread_id!r} "
+                    f"raised {type(e).__name__}: {e}"
+                ) from e
+            yield from _with_go_bodies(body)
+
+
+def validate(root: Stmt, handler_types: set[str]) -> None:
+    """Check a whole definition before a workflow is created: what `build_index` checks,
+    across the main thread and the body of every Go (functions of the thread id included),
+    so a thread is never started into a definition that cannot run."""
+    _check(Index(root), _with_go_bodies(root), handler_types)
+
+
 def build_index(root: Stmt, handler_types: set[str] | None = None) -> Index:
     """Index named statements and validate the tree: only statements, unique names, loops
     that can make progress, handlers with a registered manager."""
-    index = Index(root)
-    for stmt in _walk(root):
+    return _check(Index(root), _walk(root), handler_types)
+
+
+def _check(index: Index, stmts: Iterator[Stmt], handler_types: set[str] | None) -> Index:
+    for stmt in stmts:
         if isinstance(stmt, Step | Wait | On | For | Go | WaitFor):
             if not stmt.name:
                 raise DefinitionError(f"{type(stmt).__name__} needs a name")

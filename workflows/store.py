@@ -20,7 +20,7 @@ Both also check the version column on every write (optimistic checkpoints).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -223,20 +223,37 @@ class SQLStore:
         """Fail a row without parsing it (its JSON may be what is broken)."""
         await self.rows.mark_failed(workflow_id, error)
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
-        """Ids of workflows due for execution whose lease is free or expired."""
-        return await self.rows.due(now, limit)
+    async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]:
+        """Ids of workflows of `types` due for execution whose lease is free or expired."""
+        return await self.rows.due(now, limit, types)
 
-    async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
-        """Lease up to `limit` due workflows whose lease is free or expired to `owner`.
-        PostgreSQL skips rows another process is claiming (`FOR UPDATE SKIP LOCKED`)."""
-        return await self.rows.claim_due(now, owner, until, limit)
+    async def claim_due(
+        self, now: datetime, owner: str, until: datetime, limit: int, types: Collection[str]
+    ) -> list[str]:
+        """Lease up to `limit` due workflows of `types` (those `owner` runs) whose lease is
+        free or expired to `owner`. PostgreSQL skips rows another process is claiming
+        (`FOR UPDATE SKIP LOCKED`)."""
+        return await self.rows.claim_due(now, owner, until, limit, types)
+
+    async def count_unknown_types(
+        self, now: datetime, types: Collection[str], limit: int = 10_000
+    ) -> dict[str, int]:
+        """Due workflows that no live process holds, of types not in `types`, by type (the
+        oldest `limit` of them)."""
+        return await self.rows.count_unknown_types(now, types, limit)
 
     async def claim_timers(
-        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
+        self,
+        until: datetime,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        limit: int,
+        types: Collection[str],
     ) -> list[Timer]:
-        """Lease the timers due by `until` that no live process holds, to `owner`."""
-        return await self.rows.claim_timers(until, owner, lease_until, now, limit)
+        """Lease the timers due by `until` that no live process holds, to `owner`, except
+        those of workflows whose type is not in `types`."""
+        return await self.rows.claim_timers(until, owner, lease_until, now, limit, types)
 
     async def add_timer(self, timer: Timer) -> Timer:
         """Insert the timer unless one with its key exists; return the stored one (so a

@@ -15,9 +15,13 @@ JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 class WorkflowRow(SQLModel, table=True):
     __tablename__ = "workflows"
+    # The sweep claims the due workflows of the types its process runs: on (type, due_at)
+    # it reads only those, however many of other types wait (on `due_at` alone it would
+    # step over them at every sweep). It also serves lookups by type alone.
+    __table_args__ = (sa.Index("ix_workflows_type_due_at", "type", "due_at"),)
 
     id: str = Field(primary_key=True, max_length=64)
-    type: str = Field(index=True, max_length=200)
+    type: str = Field(max_length=200)
     status: str = Field(index=True, max_length=16)
     data: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     state: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))

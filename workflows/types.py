@@ -6,7 +6,7 @@ inherit from the engine's classes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -149,7 +149,7 @@ class DB(Protocol):
 
     async def save(self, record: Record) -> bool: ...
 
-    async def due(self, now: datetime, limit: int) -> list[str]: ...
+    async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]: ...
 
     async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]: ...
 
@@ -163,12 +163,31 @@ class DB(Protocol):
     ) -> list[Record]: ...
 
     async def claim_due(
-        self, now: datetime, owner: str, until: datetime, limit: int
-    ) -> list[str]: ...
+        self, now: datetime, owner: str, until: datetime, limit: int, types: Collection[str]
+    ) -> list[str]:
+        """Lease due workflows to `owner`: only those of `types`, the ones it can run, so a
+        workflow of a type it does not know waits for a process that does."""
+        ...
 
     async def claim_timers(
-        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
-    ) -> list[Timer]: ...
+        self,
+        until: datetime,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        limit: int,
+        types: Collection[str],
+    ) -> list[Timer]:
+        """Lease due timers to `owner`, except those of workflows not of `types`."""
+        ...
+
+    async def count_unknown_types(
+        self, now: datetime, types: Collection[str], limit: int = 10_000
+    ) -> dict[str, int]:
+        """Due workflows that no live process holds whose type is not in `types`, by type
+        (the oldest `limit` of them): what a process running only `types` leaves waiting
+        (during a rolling deploy, or because no process knows the type any more)."""
+        ...
 
     async def add_timer(self, timer: Timer) -> Timer: ...
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from workflows.errors import WorkflowError
 from workflows.statements import Stmt
+from workflows.types import Clock
 
 S = TypeVar("S")
 
@@ -51,6 +53,12 @@ class Workflow(BaseModel):
 
     _services: Mapping[type, object] = PrivateAttr(default_factory=dict)
     _workflow_id: str = PrivateAttr(default="")
+    _clock: Clock | None = PrivateAttr(default=None)
+
+    def now(self) -> datetime:
+        """The time (UTC) by the engine's clock, so the data's timestamps agree with the
+        engine's own (a test's fake clock included); the system's outside an engine."""
+        return datetime.now(UTC) if self._clock is None else self._clock.now()
 
     @property
     def workflow_id(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -93,15 +93,27 @@ class MemoryStore:
         record.due_at = None
         self._scheduled.pop(workflow_id, None)
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
-        due = [
+    def _due(self, now: datetime) -> list[Record]:
+        return [
             r
             for r in self._scheduled.values()
             if r.due_at is not None
             and r.due_at <= now
             and (r.lease_expires_at is None or r.lease_expires_at < now)
         ]
+
+    async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]:
+        due = [r for r in self._due(now) if r.type in types]
         return [r.id for r in sorted(due, key=lambda r: r.due_at or now)[:limit]]
+
+    async def count_unknown_types(
+        self, now: datetime, types: Collection[str], limit: int = 10_000
+    ) -> dict[str, int]:
+        unknown = [r for r in self._due(now) if r.type not in types]
+        counts: dict[str, int] = {}
+        for record in sorted(unknown, key=lambda r: r.due_at or now)[:limit]:
+            counts[record.type] = counts.get(record.type, 0) + 1
+        return counts
 
     async def list_workflows(
         self,
@@ -124,8 +136,10 @@ class MemoryStore:
         records.sort(key=lambda r: r.created_at or datetime.min, reverse=newest_first)
         return records[:limit]
 
-    async def claim_due(self, now: datetime, owner: str, until: datetime, limit: int) -> list[str]:
-        ids = await self.due(now, limit)
+    async def claim_due(
+        self, now: datetime, owner: str, until: datetime, limit: int, types: Collection[str]
+    ) -> list[str]:
+        ids = await self.due(now, limit, types)
         for workflow_id in ids:
             record = self._records[workflow_id]
             record.lease_owner, record.lease_expires_at = owner, until
@@ -133,16 +147,28 @@ class MemoryStore:
         return ids
 
     async def claim_timers(
-        self, until: datetime, owner: str, lease_until: datetime, now: datetime, limit: int
+        self,
+        until: datetime,
+        owner: str,
+        lease_until: datetime,
+        now: datetime,
+        limit: int,
+        types: Collection[str],
     ) -> list[Timer]:
         due = [
             t
             for t in await self.due_timers(until, len(self._timers))
-            if self._timer_leases.get(t.key, (None, now))[1] <= now
+            if self._timer_leases.get(t.key, (None, now))[1] <= now and self._runs(t, types)
         ][:limit]
         for timer in due:
             self._timer_leases[timer.key] = (owner, lease_until)
         return due
+
+    def _runs(self, timer: Timer, types: Collection[str]) -> bool:
+        """Whether a process running `types` claims the timer (its workflow is of one of
+        them, or gone: firing drops it), as the SQL store's claim says."""
+        record = self._records.get(timer.workflow_id)
+        return record is None or record.type in types
 
     async def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}
