@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from callbacks import Timeout
-from tests.conftest import KitFactory, fresh_postgres_database
+from tests.conftest import KitFactory
 from tests.helpers import Manual
 from workflows import For, Go, On, Return, S, Step, Wait, WaitFor, Workflow
+from workflows.testing.postgres import fresh_database
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -22,7 +23,7 @@ async def kit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'workflows.db'}"
-    return await fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    return await fresh_database(request.getfixturevalue("postgres_url"))
 
 
 class Stamped(Workflow):

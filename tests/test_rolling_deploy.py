@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 
 from callbacks import Timeout, TimeoutManager
-from tests.conftest import fresh_postgres_database
 from tests.helpers import Manual, ManualManager
 from tests.processes import Worker, counts, poll
 from tests.worker import TimerFlow, make_engine
@@ -36,6 +35,7 @@ from workflows.store import SQLStore
 from workflows.tables import TM
 from workflows.testing import DrainResumer, FakeClock
 from workflows.testing.memory import MemoryStore
+from workflows.testing.postgres import fresh_database
 from workflows.types import Record
 
 REPORTED = "due workflows wait for a process that runs their type"
@@ -67,7 +67,7 @@ async def test_two_processes_on_postgres_a_new_type_waits_for_the_new_release(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("tests.worker.DIR", tmp_path)
-    url = await fresh_postgres_database(postgres_url)
+    url = await fresh_database(postgres_url)
     old = await Worker("run", url, tmp_path, types=["CrashFlow"]).ready()
     new: Worker | None = None
     # Stored by a process that runs nothing itself, knowing the new type.
@@ -191,7 +191,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'workflows.db'}"
     else:
-        url = await fresh_postgres_database(request.getfixturevalue("postgres_url"))
+        url = await fresh_database(request.getfixturevalue("postgres_url"))
     yield lambda: SQLStore(url)
 
 
