@@ -22,8 +22,18 @@ from bot.__main__ import cli
 from bot.loading import BlueprintError, load_blueprints
 from bot.manifest import manifest, render
 from bot.sandbox.page import running_sandbox
+from bot.service import build
 from tests.processes import ROOT, BotProcess, poll
-from tests.slackbot import ALICE, RITA, Bot, at, bot_process_env, running_bot, standin
+from tests.slackbot import (
+    ALICE,
+    RITA,
+    Bot,
+    at,
+    bot_process_env,
+    running_bot,
+    settings_for,
+    standin,
+)
 
 HELLO = '''\
 """A user's blueprint: `/hello NAME` starts a workflow whose one step DMs the requester."""
@@ -161,6 +171,27 @@ class MyApproval(Workflow):
 blueprint = Blueprint(workflows=[MyApproval])
 """
 
+GREETER_TOO = """\
+from bot.blueprint import Blueprint
+from mycompany.hello import Greeter
+
+blueprint = Blueprint(services=[Greeter])
+"""
+
+TIMERS = """\
+from bot.blueprint import Blueprint
+from callbacks.timeout import TimeoutManager
+
+blueprint = Blueprint(callbacks={"timeout": lambda parts: TimeoutManager()})
+"""
+
+BAD_COMMAND = """\
+from bot.blueprint import Blueprint, Launch
+from mycompany.hello import start
+
+blueprint = Blueprint(launches=[Launch("/Hello", start, description="Shouting")])
+"""
+
 MODULES = {
     "__init__": "",
     "hello": HELLO,
@@ -170,6 +201,10 @@ MODULES = {
     "again": AGAIN,
     "copy": COPY,
     "empty": '"""Nothing declared here."""\n',
+    "wrong": 'blueprint = {"workflows": []}\n',
+    "greeter_too": GREETER_TOO,
+    "timers": TIMERS,
+    "bad_command": BAD_COMMAND,
     "broken": "from bot.blueprint import Blueprint\n\nblueprint = Blueprint(scopes=oops)\n",
 }
 WITH_HELLO = "bot.blueprints.approval,mycompany.hello"
@@ -299,6 +334,21 @@ def test_commands_and_types_belong_to_one_blueprint(site: Path) -> None:
     with pytest.raises(BlueprintError) as path:
         load_blueprints("my-company.x")
     assert str(path.value) == "BLUEPRINTS: 'my-company.x' is not a module path such as a.b.c"
+    with pytest.raises(BlueprintError) as timers:
+        load_blueprints("mycompany.timers")
+    assert str(timers.value) == (
+        "BLUEPRINTS: wait type 'timeout' has a manager in both bot.base and mycompany.timers"
+    )
+    with pytest.raises(BlueprintError) as wrong:
+        load_blueprints("mycompany.wrong")
+    assert str(wrong.value) == "BLUEPRINTS: mycompany.wrong.blueprint is a dict, not a Blueprint"
+    with pytest.raises(BlueprintError) as shouting:
+        load_blueprints("mycompany.bad_command")
+    assert str(shouting.value) == (
+        "BLUEPRINTS: importing mycompany.bad_command failed: ValueError: '/Hello' is not a "
+        "slash command Slack accepts: a slash, then at most 31 lowercase letters, digits, - "
+        f"or _ ({site}/mycompany/bad_command.py:4)"
+    )
     loaded = load_blueprints(" mycompany.ops , mycompany.more_ops ")
     assert loaded.names == ["mycompany.ops", "mycompany.more_ops"]
     assert [launch.name for launch in loaded.commands()["/ops"]] == [
@@ -306,6 +356,23 @@ def test_commands_and_types_belong_to_one_blueprint(site: Path) -> None:
         "/ops again",
         "/ops more",
     ]
+
+
+async def test_two_services_of_one_type_are_refused_when_the_bot_is_built(
+    site: Path, tmp_path: Path
+) -> None:
+    """`self.service(Greeter)` could not tell them apart."""
+    async with standin() as slack:
+        settings = settings_for(
+            slack,
+            f"sqlite:///{tmp_path / 'bot.db'}",
+            blueprints="mycompany.hello,mycompany.greeter_too",
+        )
+        with pytest.raises(BlueprintError) as twice:
+            build(settings)
+    assert str(twice.value) == (
+        "BLUEPRINTS: two services of type Greeter, from mycompany.hello and mycompany.greeter_too"
+    )
 
 
 def test_the_manifest_lists_each_command_its_scopes_and_the_home_tab_only_when_used(
@@ -403,7 +470,8 @@ async def test_a_blueprint_that_cannot_load_stops_start_up_with_one_line(
         assert slack.calls == []
         assert not (tmp_path / "bot.db").exists()
         if blueprints == "mycompany.nope":  # every command that loads them says the same
-            for command in (("migrate",), ("workflows", "list"), ("manifest",)):
+            commands = (("migrate",), ("workflows", "list"), ("manifest",), ("sandbox",))
+            for command in commands:
                 other = await asyncio.to_thread(start_bot, env, *command)
                 assert other.returncode == 1
                 assert other.stderr.splitlines()[-1] == f"Error: {line}", command
