@@ -73,8 +73,12 @@ def sandbox(port: int, host: str, database_url: str, fresh: bool) -> None:
             forget(database_url)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
+    from bot.settings import SettingsError
+
     try:
         asyncio.run(serve_sandbox(host, port, database_url))
+    except SettingsError as e:  # e.g. BLUEPRINTS names a module that cannot be loaded
+        raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror}") from None
 
@@ -89,6 +93,21 @@ def migrate() -> None:
 
     with_database(started, migrate=True)
     click.echo(f"database is at schema revision {schema.head()}")
+
+
+@cli.command()
+def manifest() -> None:
+    """Print the Slack app manifest (YAML) for the blueprints in BLUEPRINTS: create the
+    app from it (api.slack.com/apps -> From an app manifest)."""
+    from bot.loading import load_blueprints
+    from bot.manifest import render
+    from bot.settings import SettingsError, load_settings
+
+    try:
+        blueprints = load_blueprints(load_settings().blueprints)
+    except SettingsError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(render(blueprints), nl=False)
 
 
 cli.add_command(workflows)

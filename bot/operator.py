@@ -30,7 +30,7 @@ import click
 
 if TYPE_CHECKING:
     from bot.views import View
-    from workflows import Engine, Workflow
+    from workflows import Engine
     from workflows.store import SQLStore
 
 T = TypeVar("T")
@@ -39,12 +39,6 @@ STATUSES = ["running", "waiting", "finished", "failed", "cancelled"]
 CANDIDATES = 10
 """How many ids an ambiguous prefix names."""
 SANDBOX_HINT = "DATABASE_URL=sqlite:///sandbox.db, from the directory the sandbox runs in"
-
-
-def workflow_types() -> list[type[Workflow]]:
-    from workflows.approval import ApprovalRequest
-
-    return [ApprovalRequest]
 
 
 def actor() -> str:
@@ -88,13 +82,15 @@ def with_database(fn: Callable[[Database], Awaitable[T]], *, migrate: bool = Fal
     """Run `fn` on the configured database, after saying on stderr which one it is.
     Without `migrate`, a database that does not exist, or lacks the current tables, is
     refused rather than created. Errors become one-line CLI errors."""
+    from bot.loading import load_blueprints
     from bot.settings import SettingsError, load_settings
-    from workflows import DatabaseUnavailable, Engine, WorkflowError
+    from workflows import DatabaseUnavailable, Engine, UnknownWorkflowType, WorkflowError
     from workflows.schema import SchemaNotCurrent
     from workflows.store import SQLStore, shown_url
 
     try:
         settings = load_settings()
+        blueprints = load_blueprints(settings.blueprints)
     except SettingsError as e:
         raise click.ClickException(str(e)) from None
     url = settings.database_url
@@ -106,7 +102,8 @@ def with_database(fn: Callable[[Database], Awaitable[T]], *, migrate: bool = Fal
             f"no database at {path} (DATABASE_URL={shown_url(url)}); point DATABASE_URL "
             f"at the bot's database, e.g. for the sandbox's: {SANDBOX_HINT}"
         )
-    engine = Engine(db=store, workflows=workflow_types())
+    # The workflow types of the loaded blueprints, as the running bot knows them.
+    engine = Engine(db=store, workflows=blueprints.workflows)
 
     async def run() -> T:
         try:
@@ -122,6 +119,10 @@ def with_database(fn: Callable[[Database], Awaitable[T]], *, migrate: bool = Fal
             raise click.ClickException(f"DATABASE_URL={shown_url(url)}: {e}; {advice}") from None
         except DatabaseUnavailable as e:
             raise click.ClickException(f"DATABASE_URL: {e}") from None
+        except UnknownWorkflowType as e:
+            raise click.ClickException(
+                f"{e}: no blueprint in BLUEPRINTS ({', '.join(blueprints.names)}) defines it"
+            ) from None
         except WorkflowError as e:
             raise click.ClickException(str(e)) from None
         finally:
@@ -146,7 +147,8 @@ def list_(
 ) -> None:
     """List workflows, newest first: what each is about, who started it, how it stands,
     everyone's answers. A row that cannot be read is listed as corrupt, with the reason."""
-    from bot.commands import UsageError, parse_duration
+    from bot.blueprint import UsageError
+    from bot.durations import parse_duration
     from bot.views import listed, table, view
 
     cutoff = None
@@ -215,10 +217,15 @@ def set_(workflow_id: str, assignments: tuple[str, ...]) -> None:
             raise click.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="ASSIGNMENTS")
         changes[field] = _value(raw)
 
+    from workflows import UnknownWorkflowType
+
     async def run(db: Database) -> str:
         wid = await db.resolve(workflow_id)
         record = await db.store.get(wid)
-        unknown = set(changes) - set(db.engine.workflows[record.type].model_fields)
+        model = db.engine.workflows.get(record.type)
+        if model is None:
+            raise UnknownWorkflowType(f"workflow type {record.type!r} is not registered")
+        unknown = set(changes) - set(model.model_fields)
         if unknown:
             raise click.ClickException(f"{record.type} has no field {', '.join(sorted(unknown))}")
         await db.engine.set_data(wid, changes, actor=actor())

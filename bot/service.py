@@ -1,4 +1,4 @@
-"""Wiring: settings -> Slack client, engine, resumer, callback managers, Bolt app."""
+"""Wiring: settings -> Slack client, the blueprints (bot.loading), engine, resumer, Bolt app."""
 
 from __future__ import annotations
 
@@ -13,18 +13,16 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import actions, commands, messages
+from bot import commands
+from bot.blueprint import Parts
+from bot.loading import Blueprints, load_blueprints
 from bot.metrics import PrometheusObserver
-from bot.outcomes import SlackNotifier
 from bot.priority import RequestsFirst
 from bot.ratelimit import Limiter
 from bot.settings import Settings, SettingsError
 from bot.slack import make_client, our_rate
-from callbacks import default_callbacks
-from callbacks.slack import Posts, SlackActionManager
-from callbacks.user_action import WaitForUserAction
-from workflows import CallbackRequest, DatabaseUnavailable, Engine
-from workflows.approval import ApprovalRequest, Notifier
+from callbacks.slack import Posts
+from workflows import DatabaseUnavailable, Engine
 from workflows.resumer import SchedulerResumer
 from workflows.store import SQLStore
 
@@ -43,17 +41,6 @@ class _GivenClient(logging.Filter):
 logging.getLogger("slack_bolt.AsyncApp").addFilter(_GivenClient())
 
 
-def render_request(request: CallbackRequest, handler: WaitForUserAction) -> dict[str, object]:
-    return messages.approval_request(
-        request,
-        requester=handler.requester,
-        text=handler.text,
-        deadline=handler.deadline,
-        quorum=handler.quorum,
-        approvers=handler.panel or len(handler.approvers),
-    )
-
-
 @dataclass
 class Service:
     settings: Settings
@@ -62,6 +49,7 @@ class Service:
     app: AsyncApp
     metrics: PrometheusObserver
     requests_first: RequestsFirst
+    blueprints: Blueprints
 
     async def start(self, *, check_slack: bool = False) -> None:
         """Open the database (migrating it) and start the engine. `check_slack`: first ask
@@ -127,31 +115,33 @@ def build(
     *,
     sweep_interval: float | None = None,
     resumer: SchedulerResumer | None = None,
+    blueprints: Blueprints | None = None,
 ) -> Service:
+    """The bot for `settings`, with the blueprints BLUEPRINTS names (or `blueprints`,
+    already loaded): their workflows, wait managers and services in the engine, their
+    launches and listeners in the app. Nothing is started."""
+    blueprints = blueprints or load_blueprints(settings.blueprints)
     limiter = Limiter(
         our_rate, minute=settings.slack_minute_seconds, share=settings.slack_rate_share
     )
     client = make_client(settings.slack_bot_token, settings.slack_api_url, limiter=limiter)
     requests_first = RequestsFirst()
-    posts = Posts(client)
-    notifier: Notifier = SlackNotifier(posts)  # checked against the workflow's Protocol
+    parts = Parts(settings, client, Posts(client), requests_first)
     metrics = PrometheusObserver()
     engine = Engine(
         db=SQLStore(settings.database_url, fsync_steps=settings.fsync_steps),
-        workflows=[ApprovalRequest],
-        callbacks={
-            **default_callbacks(),
-            WaitForUserAction.type: SlackActionManager(posts, render_request),
-        },
+        workflows=blueprints.workflows,
+        callbacks=blueprints.callbacks(parts),
         resumer=resumer
         or SchedulerResumer(
             sweep_interval=sweep_interval or settings.sweep_interval_seconds,
             before_execution=requests_first.wait,
         ),
         lease=timedelta(seconds=settings.workflow_lease_seconds),
-        services=[notifier],
+        services=blueprints.services(parts),
         observer=metrics,
     )
+    parts.posts.attach(engine.db)  # its records of what was posted live beside the workflows
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret or None,
         client=client,
@@ -160,6 +150,6 @@ def build(
         # work, bot.priority), so Bolt answers Slack then, without polling for the ack.
         process_before_response=True,
     )
-    commands.register(app, engine, requests_first)
-    actions.register(app, engine, requests_first)
-    return Service(settings, client, engine, app, metrics, requests_first)
+    commands.register(app, engine, requests_first, blueprints.commands())
+    blueprints.listen(app, engine, parts)
+    return Service(settings, client, engine, app, metrics, requests_first, blueprints)

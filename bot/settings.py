@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.blueprints import SHIPPED
 from workflows.store import async_url
 
 
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     fsync_steps: bool = False
     slack_rate_share: float = Field(default=1.0, gt=0, le=1)
     slack_minute_seconds: float = Field(default=60.0, gt=0)
+    blueprints: str = ",".join(SHIPPED)
+    """The blueprint modules to load, comma-separated (bot.loading checks them)."""
 
     @field_validator("database_url")
     @classmethod

@@ -2,8 +2,9 @@
 
 One table, read by the bot's rate limiter (each method's tier), by the built-in Slack
 (which scope a call needs, whether a JSON body is read, the tiers it enforces) and by the
-tests that derive the scopes the bot needs from its code, so `manifest.yml` asks for
-exactly those.
+tests that derive the scopes the bot needs from its code, so the scopes the blueprints
+declare (and `manifest.yml`, printed from them) are exactly those. `read_manifest` is what
+the built-in Slack grants by default: the committed `manifest.yml`.
 
 Slack takes the arguments of every method from the query string of a GET or from the body of
 a POST (form-encoded, mixed with the query string, or JSON for the methods that accept it);
@@ -130,6 +131,11 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
 def bot_scopes(manifest: dict[str, Any]) -> tuple[str, ...]:
     """The bot scopes the manifest asks for, in its order."""
     return tuple(str(s) for s in manifest["oauth_config"]["scopes"]["bot"])
+
+
+def slash_commands(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The slash commands the manifest declares, in its order."""
+    return tuple(str(c["command"]) for c in manifest.get("features", {}).get("slash_commands", []))
 
 
 def home_tab_enabled(manifest: dict[str, Any]) -> bool:

@@ -93,9 +93,12 @@ async def standin(**options: Any) -> AsyncIterator[SlackStandin]:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(slack: SlackStandin, database_url: str) -> AsyncIterator[Bot]:
-    """The bot served over HTTP on a free port, wired to `slack`."""
-    service = build(settings_for(slack, database_url), sweep_interval=0.1)
+async def running_bot(
+    slack: SlackStandin, database_url: str, **settings: Any
+) -> AsyncIterator[Bot]:
+    """The bot served over HTTP on a free port, wired to `slack` (`settings`: more of
+    them, e.g. `blueprints=`)."""
+    service = build(settings_for(slack, database_url, **settings), sweep_interval=0.1)
     await service.start()
     runner = web.AppRunner(web_app(service), access_log=None)
     await runner.setup()

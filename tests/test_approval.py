@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from bot.blueprints.approval.workflow import ApprovalRequest
 from callbacks.user_action import WaitForUserAction
 from tests.conftest import KitFactory
 from tests.helpers import ManualManager, waiting_request
 from workflows import CallbackRejected, DefinitionError, WorkflowFinished
-from workflows.approval import ApprovalRequest
 
 
 class RecordingNotifier:

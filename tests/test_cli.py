@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot import messages
 from bot.__main__ import cli
+from bot.blueprints.approval.workflow import ApprovalRequest
 from callbacks import default_callbacks
 from callbacks.user_action import WaitForUserAction
 from tests.helpers import ManualManager
 from tests.processes import poll
 from tests.slackbot import ALICE, BOB, CAROL, RITA, Bot, at
 from workflows import CorruptWorkflow, Engine
-from workflows.approval import ApprovalRequest
 from workflows.store import SQLStore, async_url
 from workflows.tables import W
 

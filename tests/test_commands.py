@@ -1,4 +1,5 @@
-"""Parsing `/approval` text: pure functions (what the bot shows is tested through the app)."""
+"""Parsing durations and `/approval` text: pure functions (what the bot shows is tested
+through the app)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.commands import (
-    ApprovalCommand,
-    UsageError,
-    format_duration,
-    parse_approval,
-    parse_duration,
-)
+from bot.blueprint import UsageError
+from bot.blueprints.approval.command import ApprovalCommand, parse_approval
+from bot.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -56,11 +53,6 @@ def test_the_description_keeps_its_line_breaks() -> None:
     parsed = parse_approval("<@U1>  --timeout 1h Deploy api\n\n- step one\n  - nested\n")
     assert parsed is not None
     assert parsed.text == "Deploy api\n\n- step one\n  - nested"
-
-
-def test_help() -> None:
-    assert parse_approval("help") is None
-    assert parse_approval("  --help ") is None
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ def test_the_statements_import_without_the_database_layer() -> None:
 def test_help_lists_every_command_without_loading_the_bot() -> None:
     names, result = imported("-m", "bot", "--help")
     commands = result.stdout.split("Commands:", 1)[1].split()
-    for command in ("migrate", "run", "sandbox", "workflows"):
+    for command in ("manifest", "migrate", "run", "sandbox", "workflows"):
         assert command in commands, result.stdout
     assert names & (DATABASE_LAYER | {"slack_bolt", "slack_sdk", "aiohttp", "apscheduler"}) == set()
     names, result = imported("-m", "bot", "workflows", "--help")

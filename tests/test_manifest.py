@@ -1,4 +1,5 @@
-"""`manifest.yml` asks for exactly the scopes the code needs, derived from the code.
+"""The scopes the blueprints declare are exactly those their code needs, derived from the
+code, and `manifest.yml` is what `approval-bot manifest` prints for the shipped blueprints.
 
 The source of `bot/` and `callbacks/` is read with `ast` for Web API calls on a slack_sdk
 client (`client.chat_postMessage(...)`, `self.client.views_open(...)`, `api_call("...")`);
@@ -6,25 +7,37 @@ each is mapped to its API method through slack_sdk's own `AsyncWebClient`, and t
 its scope through the built-in Slack's method table. A method whose scope depends on the
 conversation (`conversations.history`) is followed back within its function to where the
 conversation comes from: a DM opened with `conversations.open`, or a literal ID.
-`bot/sandbox/` is left out: it is Slack's side (the built-in Slack and its page).
+`bot/sandbox/` is left out: it is Slack's side (the built-in Slack and its page). The code
+of `bot/blueprints/<name>/` is held to that blueprint's declared scopes, the rest of `bot/`
+and `callbacks/` to the base's (bot.base).
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import slack_sdk.web.async_client
 
+from bot.blueprints import SHIPPED
+from bot.loading import BASE, load_blueprints
+from bot.manifest import render
 from bot.sandbox.slack import SlackStandin
-from bot.slackapi import METHODS, bot_scopes, read_manifest
+from bot.slackapi import METHODS, bot_scopes, read_manifest, slash_commands
 from tests.processes import ROOT
+from tests.slackbot import RITA, Bot
 
 SOURCES = (ROOT / "bot", ROOT / "callbacks")
 SLACK_SIDE = ROOT / "bot" / "sandbox"
+BLUEPRINTS = ROOT / "bot" / "blueprints"
+SHIPPED_BLUEPRINTS = load_blueprints(SHIPPED)
 
 
 @dataclass(frozen=True)
@@ -162,26 +175,20 @@ def api_calls(tree: ast.Module, filename: str) -> list[ApiCall]:
     return calls
 
 
-def slash_commands(tree: ast.Module) -> set[str]:
-    """The slash commands registered with `@app.command("/...")`."""
-    return {
-        node.args[0].value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "command"
-        and node.args
-        and isinstance(node.args[0], ast.Constant)
-        and isinstance(node.args[0].value, str)
-        and node.args[0].value.startswith("/")
-    }
-
-
-def sources() -> Iterator[tuple[ast.Module, str]]:
-    for folder in SOURCES:
+def sources(folders: tuple[Path, ...] = SOURCES) -> Iterator[tuple[ast.Module, str]]:
+    for folder in folders:
         for path in sorted(folder.rglob("*.py")):
             if not path.is_relative_to(SLACK_SIDE):
                 yield ast.parse(path.read_text(), str(path)), str(path.relative_to(ROOT))
+
+
+def calls_in(*folders: Path, leaving_out: Path | None = None) -> list[ApiCall]:
+    return [
+        call
+        for tree, name in sources(folders)
+        if leaving_out is None or not (ROOT / name).is_relative_to(leaving_out)
+        for call in api_calls(tree, name)
+    ]
 
 
 def needed_scopes(calls: list[ApiCall]) -> set[str]:
@@ -200,8 +207,33 @@ def needed_scopes(calls: list[ApiCall]) -> set[str]:
     return needed
 
 
-CALLS = [call for tree, name in sources() for call in api_calls(tree, name)]
-COMMANDS = {command for tree, _ in sources() for command in slash_commands(tree)}
+CALLS = calls_in(*SOURCES)
+COMMANDS = {launch.command for launch in SHIPPED_BLUEPRINTS.launches}
+
+
+def declared(module: str) -> set[str]:
+    (entry,) = [e for e in SHIPPED_BLUEPRINTS if e.module == module]
+    return set(entry.blueprint.scopes)
+
+
+def test_the_base_declares_exactly_the_scopes_its_code_needs() -> None:
+    """The bot's own code (all but the blueprints) against the base's declared scopes."""
+    needed = needed_scopes(calls_in(*SOURCES, leaving_out=BLUEPRINTS))
+    assert declared(BASE) == needed, (
+        f"bot.base's scopes lack {sorted(needed - declared(BASE))} and declare unused "
+        f"{sorted(declared(BASE) - needed)}"
+    )
+
+
+@pytest.mark.parametrize("module", SHIPPED)
+def test_each_shipped_blueprint_declares_the_scopes_its_own_code_needs(module: str) -> None:
+    folder = ROOT / Path(*module.split("."))
+    own = needed_scopes(calls_in(folder if folder.is_dir() else folder.with_suffix(".py")))
+    beyond_base = own - declared(BASE)
+    assert declared(module) == beyond_base, (
+        f"{module}'s scopes lack {sorted(beyond_base - declared(module))} and declare "
+        f"unused {sorted(declared(module) - beyond_base)}"
+    )
 
 
 def test_the_manifest_asks_for_exactly_the_scopes_the_code_needs() -> None:
@@ -213,6 +245,26 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_code_needs() -> None:
     )
 
 
+def test_the_committed_manifest_is_what_approval_bot_manifest_prints(tmp_path: Path) -> None:
+    """Printed by a real `approval-bot manifest` with BLUEPRINTS unset (the shipped ones),
+    from a directory without a `.env`."""
+    env = {k: v for k, v in os.environ.items() if k != "BLUEPRINTS"}
+    printed = subprocess.run(
+        [sys.executable, "-m", "bot", "manifest"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == render(SHIPPED_BLUEPRINTS)
+    assert printed.stdout == (ROOT / "manifest.yml").read_text(), (
+        "manifest.yml is not what the blueprints ask for: run "
+        "`approval-bot manifest > manifest.yml` and commit it"
+    )
+
+
 def test_the_code_calls_the_web_api_where_expected() -> None:
     """The walk sees the calls (were it blind, the scope test above would pass on nothing)."""
     methods = {call.method for call in CALLS}
@@ -221,11 +273,23 @@ def test_the_code_calls_the_web_api_where_expected() -> None:
     assert history
     assert {c.conversation for c in history} == {"D"}  # DMs only: im:history
     assert {"/approval"} == COMMANDS
+    assert calls_in(*SOURCES, leaving_out=BLUEPRINTS)  # the base's own calls are seen too
 
 
-def test_every_slash_command_the_code_registers_is_in_the_manifest() -> None:
-    declared = {c["command"] for c in read_manifest()["features"]["slash_commands"]}
-    assert declared == COMMANDS
+async def test_the_bot_answers_exactly_the_commands_of_the_manifest(bot: Bot) -> None:
+    """Each command `manifest.yml` declares reaches a listener of the real app; Slack
+    would send no other, and the app registers no other."""
+    declared_commands = slash_commands(read_manifest())
+    assert set(declared_commands) == COMMANDS
+    for command in declared_commands:
+        answer = await bot.slack.slash_command(RITA, "help", command=command)
+        assert answer.status == 200
+        assert answer.json["text"].startswith("*Usage:*")
+    with pytest.raises(ValueError, match="/nope is not a command of this app"):
+        await bot.slack.slash_command(RITA, "help", command="/nope")
+    bot.slack.commands = (*bot.slack.commands, "/nope")  # as if Slack sent it anyway
+    unknown = await bot.slack.slash_command(RITA, "help", command="/nope")
+    assert unknown.status == 404  # Bolt: no listener for it
 
 
 def test_every_method_the_code_calls_is_one_the_built_in_slack_serves() -> None:

@@ -96,6 +96,10 @@ async def say(page: Page, text: str) -> None:
 async def test_request_then_approve(page: Page, sandbox: Sandbox) -> None:
     await act_as(page, "U0RITA")
     await open_conversation(page, "C0GENERAL")
+    # The composer's hint offers the commands of the loaded blueprints, with their usage.
+    await expect(page.locator("#hint code")).to_have_text(
+        ["/approval @alice @bob [--quorum 2] [--timeout 2h] Deploy api v2.3 to production"]
+    )
     await say(page, "/approval @alice @bob Deploy api v2.3 to production")
     await expect(page.locator(".message.ephemeral").last).to_contain_text(
         "Approval request sent to"

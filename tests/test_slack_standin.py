@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.blueprints.approval.outcomes import outcome_message
 from bot.sandbox.slack import SlackStandin
 from bot.slack import make_client
 from bot.slackapi import bot_scopes, read_manifest
@@ -268,7 +269,7 @@ async def test_the_bots_own_payloads_pass(slack: SlackStandin) -> None:
     )
     await web.chat_postMessage(channel=ALICE, **request)
     for kind in ("approved", "denied", "timed out", "failed"):
-        await web.chat_postMessage(channel=RITA, **messages.outcome(kind, text="x", by=[ALICE]))
+        await web.chat_postMessage(channel=RITA, **outcome_message(kind, text="x", by=[ALICE]))
     modal = messages.deny_modal(REQUEST, "D1", "Deploy")
     assert (await web.views_open(trigger_id=slack.trigger(ALICE), view=modal))["ok"] is True
 

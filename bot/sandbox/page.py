@@ -7,6 +7,10 @@ Routes on that port:
 - `/api/*`, `/response/*`, `/socket`: the built-in Slack (`SlackStandin`) the bot talks to;
 - `/`, `/static/*`, `/sandbox/api/*`: the page, and the JSON API and server-sent events it
   uses to act as a person (type commands, click buttons, submit modals) and to watch.
+
+The blueprints are those `BLUEPRINTS` names, as for `approval-bot run`; the built-in Slack
+is the app installed from their manifest (bot.manifest): it knows their slash commands and
+grants their scopes.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from typing import Any
 from aiohttp import web
 
 from bot import views
+from bot.loading import load_blueprints
+from bot.manifest import manifest
 from bot.sandbox.memory import SlackMemory
 from bot.sandbox.slack import BOT_USER_ID, SLACKBOT, Message, SlackStandin
 from bot.server import web_app
 from bot.service import Service, build
 from bot.settings import Settings
+from bot.slackapi import bot_scopes, home_tab_enabled, slash_commands
 from workflows.store import CorruptRecord, SQLStore
 from workflows.types import Record
 
@@ -39,7 +46,6 @@ log = logging.getLogger("bot.sandbox")
 
 STATIC = Path(__file__).parent / "static"
 BOT_TOKEN = "xoxb-sandbox"
-COMMANDS = ("/approval",)
 
 USERS = [
     ("U0RITA", "rita", "requester"),
@@ -86,30 +92,41 @@ async def running_sandbox(
     port: int = 3000,
     database_url: str = "sqlite:///sandbox.db",
     sweep_interval: float = 0.5,
+    blueprints: str | None = None,
 ) -> AsyncIterator[Sandbox]:
+    """`blueprints`: the BLUEPRINTS value (default: the setting's, from the environment or
+    `.env`)."""
+    signing_secret = secrets.token_hex(16)
+    settings = Settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=signing_secret,
+        slack_app_token="",
+        database_url=database_url,
+        port=0,
+    )
+    if blueprints is not None:
+        settings = settings.model_copy(update={"blueprints": blueprints})
+    loaded = load_blueprints(settings.blueprints)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     base = f"http://{host}:{sock.getsockname()[1]}"
+    settings = settings.model_copy(update={"slack_api_url": f"{base}/api/"})
+    installed = manifest(loaded)
     slack = SlackStandin(
-        signing_secret=secrets.token_hex(16),
+        signing_secret=signing_secret,
         bot_token=BOT_TOKEN,
         users={uid: name for uid, name, _ in USERS},
+        scopes=bot_scopes(installed),
+        home_tab=home_tab_enabled(installed),
+        commands=slash_commands(installed),
     )
     slack.attach(base)
     slack.app_url = f"{base}/slack/events"
-    settings = Settings(
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=slack.signing_secret,
-        slack_app_token="",
-        database_url=database_url,
-        slack_api_url=slack.api_url,
-        port=0,
-    )
     memory = SlackMemory(slack, database_url)
     restored = await memory.restore()
     memory.watch()
-    service = build(settings, sweep_interval=sweep_interval)
+    service = build(settings, sweep_interval=sweep_interval, blueprints=loaded)
     app = web_app(service)
     app.add_routes(slack.routes())
     page = PageApi(slack, service)
@@ -217,6 +234,10 @@ class PageApi:
                 "me": user,
                 "users": [{"id": uid, "name": name, "role": role} for uid, name, role in USERS],
                 "bot": {"id": BOT_USER_ID, "name": "approvals"},
+                "commands": [
+                    {"command": each.name, "usage": each.usage, "description": each.description}
+                    for each in self.service.blueprints.launches
+                ],
                 "conversations": conversations,
                 "messages": {
                     c["id"]: [self._message(m) for m in self.slack.visible(user, c["id"])]
@@ -341,7 +362,7 @@ class PageApi:
             return _error("nothing to send")
         if text.startswith("/"):
             command, _, rest = text.partition(" ")
-            if command not in COMMANDS:
+            if command not in self.slack.commands:
                 await self.slack.slackbot_says(
                     user,
                     channel,

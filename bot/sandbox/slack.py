@@ -12,10 +12,11 @@ with `Retry-After`, `bot.sandbox.tiers`, on a Slack minute that tests and benchm
 compress), and, when asked to, 429s or 500s of its own. It records every call and every
 answer.
 
-As Slack's side it signs slash commands, button clicks and modal submissions with the
-signing secret and sends them to the app over HTTP (or, when the app connected through
-Socket Mode, as envelopes over the websocket), serves `response_url`, and keeps what each
-user would see: messages, ephemeral messages, open modals.
+As Slack's side it signs slash commands (only the app's own, those `manifest.yml`
+declares), button clicks and modal submissions with the signing secret and sends them to
+the app over HTTP (or, when the app connected through Socket Mode, as envelopes over the
+websocket), serves `response_url`, and keeps what each user would see: messages,
+ephemeral messages, open modals.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from bot.slackapi import (
     budget_key,
     home_tab_enabled,
     read_manifest,
+    slash_commands,
 )
 
 TEAM_ID = "T0SANDBOX"
@@ -152,23 +154,27 @@ class SlackStandin:
         users: dict[str, str] | None = None,
         scopes: Iterable[str] | None = None,
         home_tab: bool | None = None,
+        commands: Iterable[str] | None = None,
         client_traces: Sequence[aiohttp.TraceConfig] = (),
         minute: float = 60.0,
         rates: Mapping[str, Rate] | None = None,
     ) -> None:
-        """`scopes`: what the bot token is granted, and `home_tab`: whether the app has a
-        Home tab (by default, what `manifest.yml` says, as a workspace installing the app
-        grants it); `client_traces`: aiohttp tracing of the requests sent to the app
-        (benchmarks time them on the wire); `minute`: how long a Slack minute of the rate
-        limits lasts (see `bot.sandbox.tiers`), `rates` replacing some methods' rates."""
+        """`scopes`: what the bot token is granted, `home_tab`: whether the app has a
+        Home tab, and `commands`: the app's slash commands (by default, what `manifest.yml`
+        says, as a workspace installing the app grants it); `client_traces`: aiohttp
+        tracing of the requests sent to the app (benchmarks time them on the wire);
+        `minute`: how long a Slack minute of the rate limits lasts (see
+        `bot.sandbox.tiers`), `rates` replacing some methods' rates."""
         self.tiers = Tiers(minute=minute, rates=rates)
         self.signing_secret = signing_secret
         self.client_traces = list(client_traces)
         self.bot_token = bot_token
         self.app_token = app_token
-        manifest = read_manifest() if scopes is None or home_tab is None else {}
+        given = (scopes, home_tab, commands)
+        manifest = read_manifest() if any(g is None for g in given) else {}
         self.scopes = bot_scopes(manifest) if scopes is None else tuple(scopes)
         self.home_tab = home_tab_enabled(manifest) if home_tab is None else home_tab
+        self.commands = slash_commands(manifest) if commands is None else tuple(commands)
         self.workspace = Workspace(users=dict(users or {}))
         self.workspace.channels["C0GENERAL"] = {"id": "C0GENERAL", "name": "general"}
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -664,7 +670,10 @@ class SlackStandin:
         channel: str = "C0GENERAL",
         **send: Any,
     ) -> SentRequest:
-        """Type a slash command as `user` in `channel`."""
+        """Type a slash command as `user` in `channel`. Slack sends the app only its own
+        commands: another is refused here (ValueError), as Slack's composer refuses it."""
+        if command not in self.commands:
+            raise ValueError(f"{command} is not a command of this app: {self.commands}")
         channel_name = self.workspace.channels.get(channel, {}).get("name", "directmessage")
         form = {
             "token": "sandbox-verification-token",

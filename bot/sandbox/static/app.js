@@ -138,6 +138,7 @@ function render(data) {
   resolveSelection(data.conversations || []);
   markSeen(data);
   renderActingAs(data.users || []);
+  renderHint(data.commands || []);
   renderSidebar(data.conversations || []);
   renderConversation();
   renderModal((data.views || [])[0]);
@@ -145,6 +146,16 @@ function render(data) {
 }
 
 /* ---------- acting user, sidebar, unread dots ---------- */
+
+/** Below the composer: the slash commands of the loaded blueprints, with their usage. */
+function renderHint(commands) {
+  const hint = $("hint");
+  const shown = commands.map((c) => `${c.command} ${c.usage}`.trim()).join("\n");
+  if (hint.dataset.shown === shown) return;
+  hint.dataset.shown = shown;
+  const items = commands.map((c) => el("code", { title: c.description }, `${c.command} ${c.usage}`.trim()));
+  hint.replaceChildren(...(items.length ? ["Try: "] : []), ...items.flatMap((item, i) => (i ? [" · ", item] : [item])));
+}
 
 /** A DM's "with" names its person (the sandbox lists everyone's DM); without it, it is mine. */
 function resolveSelection(conversations) {

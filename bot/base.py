@@ -1,0 +1,62 @@
+"""The bot's base: what every bot has, whichever blueprints it loads.
+
+The wait conditions of `callbacks/` made real in Slack: `Timeout`'s durable timers, and
+`WaitForUserAction`'s Approve / Deny DMs (posted by `SlackActionManager` in setup, deleted
+in teardown) with the listeners that answer their buttons and the Deny modal
+(bot.actions). They stay here rather than in one blueprint because any blueprint's
+workflow may wait for a person's decision. Declared as a blueprint like any other, loaded
+first (bot.loading), so its scopes reach the manifest and its wait types cannot be
+claimed twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot import actions, messages
+from bot.blueprint import Blueprint, Parts
+from callbacks.slack import SlackActionManager
+from callbacks.timeout import Timeout, TimeoutManager
+from callbacks.user_action import WaitForUserAction
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from workflows import CallbackRequest, Engine
+
+
+def render_request(request: CallbackRequest, handler: WaitForUserAction) -> dict[str, object]:
+    """The DM an approver gets for `handler`."""
+    return messages.approval_request(
+        request,
+        requester=handler.requester,
+        text=handler.text,
+        deadline=handler.deadline,
+        quorum=handler.quorum,
+        approvers=handler.panel or len(handler.approvers),
+    )
+
+
+def _timeouts(parts: Parts) -> TimeoutManager:
+    return TimeoutManager()
+
+
+def _user_actions(parts: Parts) -> SlackActionManager:
+    return SlackActionManager(parts.posts, render_request)
+
+
+def _decisions(app: AsyncApp, engine: Engine, parts: Parts) -> None:
+    actions.register(app, engine, parts.requests_first)
+
+
+blueprint = Blueprint(
+    callbacks={Timeout.type: _timeouts, WaitForUserAction.type: _user_actions},
+    listeners=[_decisions],
+    scopes={
+        "chat:write": "post DMs (Approve / Deny requests, outcomes), delete them, reply "
+        "ephemerally",
+        "im:history": "find a DM already posted before posting it again, when a step, setup "
+        "or teardown runs again after a crash",
+        "im:write": "open DMs with approvers and requesters",
+    },
+)
