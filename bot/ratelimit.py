@@ -50,6 +50,7 @@ class _Bucket:
     updated: float
     paused_until: float = 0.0
     next_turn: float = 0.0  # the latest turn handed out to work that waits elsewhere
+    turns: dict[str, float] = field(default_factory=dict)  # call -> its turn, not yet served
     waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
     dispatcher: asyncio.Task[None] | None = None
 
@@ -117,28 +118,49 @@ class Limiter:
                 bucket.tokens += 1.0  # it was granted a token it will not use
             raise
 
-    def now_or_later(self, key: str) -> float | None:
+    def now_or_later(self, key: str, call: str = "") -> float | None:
         """For work that need not wait in place (a teardown, whose due time the engine can
-        store): spend a token now and return None, or hand out a later turn, behind the
-        waiting calls and the turns handed out before, and return in how many seconds it
-        comes. Urgent calls never wait behind such turns."""
+        store): spend a token now and return None, or hand out a later turn and return in
+        how many seconds it comes. `call` names the call (its arguments), so that when it
+        comes back it is served in its turn, ahead of calls that came after it, instead
+        of queueing again at the end. Urgent calls never wait behind such turns: they take
+        tokens as they come, and a turn that finds none is put off only until the next."""
         bucket = self._bucket(key)
         if bucket is None:
             return None
         now = self.clock()
         self._refill(bucket, now)
-        if not bucket.waiters and bucket.paused_until <= now and bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return None
-        self.deferred[key] = self.deferred.get(key, 0) + 1
         step = 1.0 / bucket.rate
-        turn = max(
-            now + (max(0.0, 1.0 - bucket.tokens) + len(bucket.waiters)) * step,
-            bucket.paused_until,
-            bucket.next_turn + step,
-        )
-        bucket.next_turn = turn
-        return turn - now
+        turn = bucket.turns.get(call) if call else None
+        if turn is None:
+            if (
+                not bucket.waiters
+                and not bucket.turns
+                and bucket.paused_until <= now
+                and bucket.tokens >= 1.0
+            ):
+                bucket.tokens -= 1.0
+                return None
+            self.deferred[key] = self.deferred.get(key, 0) + 1
+            turn = max(
+                now + (max(0.0, 1.0 - bucket.tokens) + len(bucket.waiters)) * step,
+                bucket.paused_until,
+                bucket.next_turn + step,
+            )
+            bucket.next_turn = turn
+            if call:
+                _forget_stale(bucket.turns, now)
+                bucket.turns[call] = turn
+            return turn - now
+        if now + step / 2 < turn:  # back early
+            return turn - now
+        if bucket.paused_until > now:
+            return bucket.paused_until - now
+        if bucket.tokens >= 1.0 and not bucket.waiters:
+            bucket.tokens -= 1.0
+            del bucket.turns[call]
+            return None
+        return max(step / 2, (1.0 - bucket.tokens) * step)  # keeps its place
 
     def pause(self, key: str, seconds: float) -> None:
         """Slack said 429 with `Retry-After: seconds`: nobody calls `key` before then."""
@@ -172,3 +194,16 @@ class Limiter:
             bucket.tokens -= 1.0
             future.set_result(None)
             await asyncio.sleep(0)  # let it run before the next is chosen
+
+
+TURN_KEPT = 600.0  # seconds a turn is kept for a call that has not come back for it
+
+
+def _forget_stale(turns: dict[str, float], now: float) -> None:
+    """Drop turns long past whose calls never came back (their workflow was repaired, or
+    another process did the work), so the table stays small."""
+    if len(turns) < 1000:
+        return
+    for call, turn in list(turns.items()):
+        if turn < now - TURN_KEPT:
+            del turns[call]

@@ -8,6 +8,7 @@ lost."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import timedelta
@@ -61,7 +62,8 @@ class LimitedClient(AsyncWebClient):
         if current_priority() != BACKGROUND:
             await self.limiter.acquire(key)
         else:
-            wait = self.limiter.now_or_later(key)
+            call = json.dumps(arguments, sort_keys=True, default=str)
+            wait = self.limiter.now_or_later(key, f"{api_method} {call}")
             if wait is not None:
                 raise RetryLater(timedelta(seconds=wait), f"{key}: its turn in {wait:.2f}s")
         token = _budget.set(key)

@@ -67,3 +67,23 @@ async def test_a_caller_that_gives_up_does_not_hold_up_the_rest() -> None:
     await asyncio.sleep(0)
     quitter.cancel()
     await asyncio.wait_for(limiter.acquire("chat.delete"), 2)
+
+
+async def test_a_call_told_to_come_back_is_served_in_its_turn() -> None:
+    """Work that waits elsewhere (a teardown, its due time stored) keeps its place: a call
+    arriving later gets a later turn, and one coming back early is told to wait on."""
+    limiter = Limiter(one_a_tick, minute=1.0)  # 20 a second: a turn every 50 ms
+    assert limiter.now_or_later("chat.delete", "delete 1") is None  # the one token
+    first = limiter.now_or_later("chat.delete", "delete 2")
+    second = limiter.now_or_later("chat.delete", "delete 3")
+    assert first is not None
+    assert second is not None
+    assert second > first  # behind it
+    assert limiter.now_or_later("chat.delete", "delete 3") is not None  # early: not yet
+    await asyncio.sleep(first)
+    assert limiter.now_or_later("chat.delete", "delete 2") is None  # its turn: served
+    # A newcomer does not take the next token ahead of the call holding that turn.
+    assert limiter.now_or_later("chat.delete", "delete 4") is not None
+    await asyncio.sleep(second - first + 0.01)
+    assert limiter.now_or_later("chat.delete", "delete 3") is None
+    assert limiter.deferred == {"chat.delete": 3}
