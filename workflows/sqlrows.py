@@ -18,7 +18,7 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   `synchronous=NORMAL` (no fsync; a power loss may roll back the last ones, and their steps
   run again), while every explicit transaction (a new workflow, an applied callback, setups,
   teardowns, timers, operator changes) commits with `synchronous=FULL`, waiting for the
-  WAL's fsync; the WAL is written in order, so that also makes the checkpoints before it
+  WAL's fsync in a thread of its own (the loop goes on serving); the WAL is written in order, so that also makes the checkpoints before it
   durable. Claims are leases and need no fsync. `fsync_steps` makes every commit FULL.
 - PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
@@ -39,6 +39,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -183,6 +184,7 @@ class SQLiteRows:
         self.lock = asyncio.Lock()
         self._yielded = 0.0
         self._checkpointer: threading.Thread | None = None
+        self._committer: ThreadPoolExecutor | None = None
         self._stop_checkpoints = threading.Event()
 
     async def _turn(self) -> None:
@@ -226,6 +228,9 @@ class SQLiteRows:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            if self._committer is not None:
+                self._committer.shutdown()
+                self._committer = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -263,7 +268,10 @@ class SQLiteRows:
                 await self._retry("BEGIN IMMEDIATE")
                 try:
                     yield self.db
-                    await self._retry("COMMIT")
+                    if flush or self.fsync_steps:
+                        await self._commit_off_loop()
+                    else:
+                        await self._retry("COMMIT")
                 except BaseException:
                     if self.db.in_transaction:
                         self.db.execute("ROLLBACK")
@@ -271,6 +279,20 @@ class SQLiteRows:
             finally:
                 if flush:
                     self.db.execute("PRAGMA synchronous=NORMAL")
+
+    async def _commit_off_loop(self) -> None:
+        """A commit that waits for the WAL's fsync runs in a thread of its own: the fsync
+        takes milliseconds on a real disk, and on the loop every Slack request in flight
+        would wait for it. The connection is ours alone meanwhile (`self.lock` is held)."""
+        loop = asyncio.get_running_loop()
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
+        try:
+            await loop.run_in_executor(self._committer, self.db.execute, "COMMIT")
+        except sqlite3.OperationalError as e:
+            if not _busy(e):
+                raise
+            await self._retry("COMMIT")  # another process's checkpoint: wait on the loop
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[sqlite3.Connection]:
