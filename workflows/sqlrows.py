@@ -18,8 +18,9 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   `synchronous=NORMAL` (no fsync; a power loss may roll back the last ones, and their steps
   run again), while every explicit transaction (a new workflow, an applied callback, setups,
   teardowns, timers, operator changes) commits with `synchronous=FULL`, waiting for the
-  WAL's fsync in a thread of its own (the loop goes on serving); the WAL is written in order, so that also makes the checkpoints before it
-  durable. Claims are leases and need no fsync. `fsync_steps` makes every commit FULL.
+  WAL's fsync in a thread of its own (the loop goes on serving); the WAL is written in
+  order, so that also makes the checkpoints before it durable. Claims are leases and need
+  no fsync. `fsync_steps` makes every commit FULL.
 - PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
   whose loss could be seen wait as the server is configured to (`on`, or a replication
