@@ -2,8 +2,8 @@
 
 Step checkpoints are cheap (WAL, `synchronous=NORMAL`: no fsync per commit); the commits
 whose loss a person could see (a new request, an applied click, setups and teardowns,
-operator changes) wait for the WAL's fsync, as on PostgreSQL; `fsync_steps` makes every
-checkpoint wait too."""
+operator changes) wait for the WAL's fsync, as on PostgreSQL, concurrent ones sharing one
+(group commit); `fsync_steps` makes every checkpoint wait too."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.processes import ROOT
 
 STEPS = 300
 CREATED = 20
+CONCURRENT = 50
 
 SCRIPT = f"""
 import asyncio, os, sys
@@ -42,6 +43,8 @@ async def main(path, fsync_steps):
     os.getppid()  # their end, and the start of the durable commits
     for _ in range({CREATED}):
         await engine.new_workflow(Counter())
+    os.getppid()  # and the start of concurrent creations, which share their fsyncs
+    await asyncio.gather(*(engine.new_workflow(Counter()) for _ in range({CONCURRENT})))
     os.getppid()
     assert (await engine.get(wid)).output == {STEPS}
     await engine.close()
@@ -51,7 +54,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
 
 
 def fsyncs_per_phase(tmp_path: Path, fsync_steps: bool) -> list[int]:
-    """fsync/fdatasync calls between the script's markers: [checkpoints, creations]."""
+    """fsync/fdatasync calls between the script's markers: [checkpoints, creations one
+    after another, concurrent creations]."""
     strace = shutil.which("strace")
     if strace is None:
         message = "strace is not installed: `apt-get install strace` enables the fsync counts"
@@ -84,20 +88,22 @@ def fsyncs_per_phase(tmp_path: Path, fsync_steps: bool) -> list[int]:
             phases.append(0)
         elif phases and ("fsync(" in line or "fdatasync(" in line) and "= 0" in line:
             phases[-1] += 1
-    assert len(phases) == 3, trace.read_text()
-    return phases[:2]
+    assert len(phases) == 4, trace.read_text()
+    return phases[:3]
 
 
 @pytest.mark.timeout(180)
 def test_checkpoints_are_cheap_and_what_a_person_sees_is_flushed(tmp_path: Path) -> None:
-    checkpoints, creations = fsyncs_per_phase(tmp_path, fsync_steps=False)
+    checkpoints, creations, concurrent = fsyncs_per_phase(tmp_path, fsync_steps=False)
     # 300 checkpoints: no fsync of their own (the WAL checkpointer may run once or twice).
     assert checkpoints <= 6, checkpoints
     assert creations >= CREATED, creations  # each new workflow waits for the WAL's fsync
+    # Fifty at once share fsyncs (group commit), and still none returns before one.
+    assert 1 <= concurrent < CONCURRENT / 2, concurrent
 
 
 @pytest.mark.timeout(180)
 def test_fsync_steps_flushes_every_checkpoint(tmp_path: Path) -> None:
-    checkpoints, creations = fsyncs_per_phase(tmp_path, fsync_steps=True)
+    checkpoints, creations, _ = fsyncs_per_phase(tmp_path, fsync_steps=True)
     assert checkpoints >= STEPS, checkpoints
     assert creations >= CREATED, creations

@@ -17,10 +17,11 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   Durability mirrors PostgreSQL's below: a step checkpoint commits with
   `synchronous=NORMAL` (no fsync; a power loss may roll back the last ones, and their steps
   run again), while every explicit transaction (a new workflow, an applied callback, setups,
-  teardowns, timers, operator changes) commits with `synchronous=FULL`, waiting for the
-  WAL's fsync in a thread of its own (the loop goes on serving); the WAL is written in
-  order, so that also makes the checkpoints before it durable. Claims are leases and need
-  no fsync. `fsync_steps` makes every commit FULL.
+  teardowns, timers, operator changes) returns only once the WAL is fsynced, as
+  `synchronous=FULL` would, but grouped: one fsync, in a thread of its own, serves every
+  commit made before it began (`WalSync`). The WAL is written in order, so that also
+  makes the checkpoints before it durable. Claims are leases and need no fsync.
+  `fsync_steps` makes every commit `synchronous=FULL`.
 - PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
   whose loss could be seen wait as the server is configured to (`on`, or a replication
@@ -36,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -172,6 +174,56 @@ def _busy(error: sqlite3.OperationalError) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_BUSY
 
 
+class WalSync:
+    """Group commit for SQLite: what `synchronous=FULL` does after every commit in WAL mode
+    (an fsync of the WAL), done once for every commit made before it began. A commit that
+    must last awaits `sync()`: if an fsync is already running, it waits for the next one,
+    which covers it and every commit that came meanwhile. The fsync runs in a thread, so
+    the loop goes on serving while the disk works."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path + "-wal"
+        self._fd: int | None = None
+        self._asked = 0
+        self._done = 0
+        self._round: asyncio.Task[None] | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def sync(self) -> None:
+        self._asked += 1
+        mine = self._asked
+        while self._done < mine:
+            if self._round is None or self._round.done():
+                self._round = asyncio.get_running_loop().create_task(self._fsync(self._asked))
+            await asyncio.shield(self._round)
+
+    async def _fsync(self, covers: int) -> None:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-wal-sync")
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._fdatasync)
+        self._done = max(self._done, covers)
+
+    def _fdatasync(self) -> None:
+        # The WAL outlives every connection but the last one's close; reopen if replaced.
+        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
+            os.close(self._fd)
+            self._fd = None
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:  # the last connection closed: all is in the database
+                return
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class SQLiteRows:
     """The hot statements on one `sqlite3` connection, used from the event loop."""
 
@@ -185,7 +237,7 @@ class SQLiteRows:
         self.lock = asyncio.Lock()
         self._yielded = 0.0
         self._checkpointer: threading.Thread | None = None
-        self._committer: ThreadPoolExecutor | None = None
+        self.wal = WalSync(path)
         self._stop_checkpoints = threading.Event()
 
     async def _turn(self) -> None:
@@ -229,9 +281,7 @@ class SQLiteRows:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-            if self._committer is not None:
-                self._committer.shutdown()
-                self._committer = None
+            self.wal.close()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -257,43 +307,22 @@ class SQLiteRows:
     async def transaction(self, durable: bool = True) -> AsyncIterator[sqlite3.Connection]:
         """One exclusive transaction (`BEGIN IMMEDIATE` takes the write lock up front).
 
-        `durable`: its commit waits for the WAL's fsync (`synchronous=FULL` for this
-        commit), as PostgreSQL's durable commits wait for the WAL flush. The WAL is
-        written in order, so this also makes every earlier step checkpoint durable."""
+        `durable`: it returns once its commit is on disk, as PostgreSQL's durable commits
+        wait for the WAL flush: committed as any other, then the WAL is fsynced (`WalSync`,
+        which serves every commit made before it started with one fsync, off the loop).
+        The WAL is written in order, so this also makes every earlier checkpoint durable."""
         await self._turn()
         async with self.lock:
-            flush = durable and not self.fsync_steps
-            if flush:
-                self.db.execute("PRAGMA synchronous=FULL")
+            await self._retry("BEGIN IMMEDIATE")
             try:
-                await self._retry("BEGIN IMMEDIATE")
-                try:
-                    yield self.db
-                    if flush or self.fsync_steps:
-                        await self._commit_off_loop()
-                    else:
-                        await self._retry("COMMIT")
-                except BaseException:
-                    if self.db.in_transaction:
-                        self.db.execute("ROLLBACK")
-                    raise
-            finally:
-                if flush:
-                    self.db.execute("PRAGMA synchronous=NORMAL")
-
-    async def _commit_off_loop(self) -> None:
-        """A commit that waits for the WAL's fsync runs in a thread of its own: the fsync
-        takes milliseconds on a real disk, and on the loop every Slack request in flight
-        would wait for it. The connection is ours alone meanwhile (`self.lock` is held)."""
-        loop = asyncio.get_running_loop()
-        if self._committer is None:
-            self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
-        try:
-            await loop.run_in_executor(self._committer, self.db.execute, "COMMIT")
-        except sqlite3.OperationalError as e:
-            if not _busy(e):
+                yield self.db
+                await self._retry("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
-            await self._retry("COMMIT")  # another process's checkpoint: wait on the loop
+        if durable and not self.fsync_steps:  # with fsync_steps every commit fsyncs
+            await self.wal.sync()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[sqlite3.Connection]:
