@@ -4,16 +4,25 @@ across retries, and a webhook to a real local aiohttp server that checks its sig
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from bot import messages
-from bot.routines import ApprovalRuleError
+from bot.routines import ApprovalRuleError, Webhooks, verify
 from bot.routines.approval import SETTLED
-from tests.processes import poll
-from tests.routine_flows import CHANNEL, Clearance, Release
+from bot.routines.webhook import IDEMPOTENCY_KEY, SIGNATURE, TIMESTAMP, sign
+from tests.conftest import KitFactory
+from tests.processes import free_port, poll
+from tests.routine_flows import CHANNEL, Announcement, Clearance, Delivery, Failures, Release
 from tests.slackbot import ALICE, BOB, CAROL, RITA, Bot, at, running_bot, standin
 
 BLUEPRINTS = "bot.blueprints.approval,tests.routine_flows"
@@ -141,3 +150,201 @@ async def test_the_approval_rules_hold_for_every_workflow_that_asks_for_one(
             Release(requester=RITA, approvers=[ALICE, BOB], version="1", quorum=3)
         )
     assert await bot.service.engine.db.list_workflows() == []  # type: ignore[attr-defined]
+
+
+# --- notify ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("to", [RITA, CHANNEL], ids=["dm", "channel"])
+async def test_a_notification_is_posted_once_across_retries(flows: Bot, to: str) -> None:
+    """Slack fails more often than the client retries: the step fails, the engine runs it
+    again, and the message is there once."""
+    bot = flows
+    bot.slack.fail("chat.postMessage", status=500, times=4)
+    wid = await bot.service.engine.new_workflow(Announcement(to=to, text="maintenance at noon"))
+    await poll_status(bot, wid, "finished", timeout=30)
+    posted = [
+        m
+        for m in bot.slack.visible(RITA, None if to == RITA else CHANNEL)
+        if "maintenance at noon" in m.text
+    ]
+    assert len(posted) == 1
+    assert bot.slack.errors_of("chat.postMessage") == ["internal_error"] * 4
+    assert len(bot.slack.calls_of("chat.postMessage")) == 5  # the client's 4, the retry's 1
+    # Only the DM, whose first run began posting, is searched (im:history); a channel never.
+    assert len(bot.slack.calls_of("conversations.history")) == (1 if to == RITA else 0)
+
+
+async def test_a_notification_to_a_channel_the_bot_is_not_in_says_so(flows: Bot) -> None:
+    bot = flows
+    bot.slack.add_channel("C0RANDOM", "random", member=False)
+    wid = await bot.service.engine.new_workflow(Announcement(to="C0RANDOM", text="hello"))
+
+    async def refused() -> bool:
+        error = (await bot.service.engine.get(wid)).error or ""
+        return "cannot post in C0RANDOM: the bot is not a member of it" in error
+
+    await poll(refused, 15, "the step did not fail with not_in_channel named")
+    assert bot.slack.errors_of("chat.postMessage") == ["not_in_channel"]
+    assert await bot.status(wid) != "failed"  # retried: someone may invite the bot
+
+
+# --- webhook ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """A user's receiver on a real local aiohttp server: checks the signature with
+    `verify`, answers the scripted statuses (then 200), accepts each key's body once."""
+
+    statuses: list[int] = field(default_factory=list)
+    seen: list[tuple[str, bool]] = field(default_factory=list)  # (Idempotency-Key, signed)
+    accepted: dict[str, Any] = field(default_factory=dict)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        signed = verify(SECRET, request.headers, body)
+        key = request.headers.get(IDEMPOTENCY_KEY, "")
+        self.seen.append((key, signed))
+        if not signed:
+            return web.Response(status=401, text="bad signature")
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 200 and key not in self.accepted:
+            self.accepted[key] = json.loads(body)
+        return web.Response(status=status, text="try later" if status >= 500 else "")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", found.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    found.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield found
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def webhooks() -> AsyncIterator[Webhooks]:
+    service = Webhooks(SECRET)
+    yield service
+    await service.close()
+
+
+async def test_a_webhook_is_retried_on_5xx_and_delivered_once(
+    make_kit: KitFactory, receiver: Receiver, webhooks: Webhooks
+) -> None:
+    receiver.statuses = [500, 500]
+    failures = Failures()
+    kit = await make_kit(Delivery, services=[webhooks, failures], max_attempts=5)
+    wid = await kit.engine.new_workflow(Delivery(url=receiver.url, payload={"version": "2.3"}))
+    await kit.drain()
+    assert len(receiver.seen) == 1
+    info = await kit.engine.get(wid)
+    assert info.status != "failed"
+    assert f"webhook to {receiver.url}: answered 500: try later" in (info.error or "")
+    await kit.advance(kit.engine.retry_max)
+    await kit.advance(kit.engine.retry_max)
+    info = await kit.engine.get(wid)
+    assert (info.status, info.output) == ("finished", "delivered")
+    key = f"{wid}:deliver"
+    assert receiver.seen == [(key, True)] * 3  # the same key every time, always signed
+    assert receiver.accepted == {key: {"version": "2.3"}}
+    await kit.advance(kit.engine.retry_max)
+    assert len(receiver.seen) == 3  # delivered: never sent again
+    assert failures.told == []
+
+
+async def test_a_webhook_refused_with_4xx_fails_at_once(
+    make_kit: KitFactory, receiver: Receiver, webhooks: Webhooks
+) -> None:
+    receiver.statuses = [400]
+    failures = Failures()
+    kit = await make_kit(Delivery, services=[webhooks, failures], max_attempts=5)
+    wid = await kit.engine.new_workflow(Delivery(url=receiver.url, payload={"a": 1}))
+    await kit.drain()
+    info = await kit.engine.get(wid)
+    assert info.status == "failed"
+    assert f"webhook to {receiver.url}: refused with 400" in (info.error or "")
+    assert failures.told == [info.error]
+    await kit.advance(kit.engine.retry_max)
+    assert len(receiver.seen) == 1  # not retried
+
+
+async def test_a_webhook_to_a_receiver_that_is_down_fails_after_the_last_attempt(
+    make_kit: KitFactory, webhooks: Webhooks
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: connection refused
+    failures = Failures()
+    kit = await make_kit(Delivery, services=[webhooks, failures], max_attempts=3)
+    wid = await kit.engine.new_workflow(Delivery(url=url, payload={"a": 1}))
+    await kit.drain()
+    await kit.advance(kit.engine.retry_max)
+    info = await kit.engine.get(wid)
+    assert info.status != "failed"  # two attempts so far
+    assert f"webhook to {url}: cannot reach it" in (info.error or "")
+    await kit.advance(kit.engine.retry_max)
+    info = await kit.engine.get(wid)
+    assert info.status == "failed"
+    assert "failed 3 times: WebhookUnavailable: webhook to " + url in (info.error or "")
+    assert failures.told == [info.error]
+
+
+async def test_a_webhook_without_a_secret_fails_at_once(make_kit: KitFactory) -> None:
+    unsigned = Webhooks("")
+    try:
+        kit = await make_kit(Delivery, services=[unsigned, Failures()])
+        wid = await kit.engine.new_workflow(Delivery(url="http://127.0.0.1:9/", payload={}))
+        await kit.drain()
+        info = await kit.engine.get(wid)
+        assert info.status == "failed"
+        assert "no secret to sign it with (set WEBHOOK_SECRET" in (info.error or "")
+    finally:
+        await unsigned.close()
+
+
+async def test_the_bot_delivers_with_its_secret_and_closes_its_session(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """WEBHOOK_SECRET signs, one session serves the process, and closing the bot closes it."""
+    async with (
+        standin(commands=["/approval", "/release"]) as slack,
+        running_bot(
+            slack, f"sqlite:///{tmp_path / 'bot.db'}", blueprints=BLUEPRINTS, webhook_secret=SECRET
+        ) as bot,
+    ):
+        service = bot.service.engine.services[Webhooks]
+        assert isinstance(service, Webhooks)
+        wid = await bot.service.engine.new_workflow(Delivery(url=receiver.url, payload={"n": 1}))
+        await poll_status(bot, wid, "finished")
+        session = service.session
+        assert not session.closed
+    assert receiver.accepted == {f"{wid}:deliver": {"n": 1}}
+    assert session.closed
+
+
+def test_verify_checks_the_signature_like_slack() -> None:
+    body = b'{"a":1}'
+    now = 1_700_000_000
+    headers = {TIMESTAMP: str(now), SIGNATURE: sign(SECRET, now, body)}
+    assert verify(SECRET, headers, body, now=now + 299)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    assert verify(SECRET, lowered, body, now=now)  # header names in any case
+    assert not verify(SECRET, headers, b'{"a":2}', now=now)  # another body
+    assert not verify("other-secret", headers, body, now=now)
+    assert not verify(SECRET, headers, body, now=now + 301)  # replayed too late
+    assert not verify(SECRET, headers, body, now=now - 301)
+    assert not verify(SECRET, {SIGNATURE: headers[SIGNATURE]}, body, now=now)
+    assert not verify(SECRET, {**headers, TIMESTAMP: "soon"}, body, now=now)
+    stamped = f"v0:{now}:".encode() + body  # what Slack's scheme signs
+    expected = "v0=" + hmac.new(SECRET.encode(), stamped, hashlib.sha256).hexdigest()
+    assert headers[SIGNATURE] == expected
+    assert time.time() > now  # the default `now` is the clock: this old request is refused
+    assert not verify(SECRET, headers, body)
