@@ -6,7 +6,8 @@ in teardown) with the listeners that answer their buttons and the Deny modal
 (bot.actions). They stay here rather than in one blueprint because any blueprint's
 workflow may wait for a person's decision. Declared as a blueprint like any other, loaded
 first (bot.loading), so its scopes reach the manifest and its wait types cannot be
-claimed twice.
+claimed twice. Its services are those the routines' steps reach (bot.routines): keyed
+posts for `notify`, the HTTP session and secret for `webhook`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from bot import actions, messages
 from bot.blueprint import Blueprint, Parts
+from bot.routines.notify import Notifications
+from bot.routines.webhook import Webhooks
 from callbacks.slack import SlackActionManager
 from callbacks.timeout import Timeout, TimeoutManager
 from callbacks.user_action import WaitForUserAction
@@ -52,6 +55,7 @@ def _decisions(app: AsyncApp, engine: Engine, parts: Parts) -> None:
 blueprint = Blueprint(
     callbacks={Timeout.type: _timeouts, WaitForUserAction.type: _user_actions},
     listeners=[_decisions],
+    services=[Notifications.of, Webhooks.of],
     scopes={
         "chat:write": "post DMs (Approve / Deny requests, outcomes), delete them, reply "
         "ephemerally",

@@ -140,7 +140,8 @@ class Blueprint:
 
     - `callbacks`: a wait manager factory for each handler type its workflows wait on
       (`{Timeout.type: ...}`), built with `Parts`;
-    - `services`: factories of the objects its steps reach through `self.service(Type)`;
+    - `services`: factories of the objects its steps reach through `self.service(Type)`
+      (one with an `async close()` is closed when the bot stops);
     - `listeners`: functions that register extra Bolt listeners (buttons, modals, events);
     - `scopes`: the bot scopes its own code needs beyond the bot's base, each with what it
       is for (the manifest prints it beside the scope); `commands` comes with any launch;

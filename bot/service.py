@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -95,6 +96,10 @@ class Service:
 
     async def close(self) -> None:
         await self.engine.close()
+        for service in self.engine.services.values():  # their sessions, connections...
+            close = getattr(service, "close", None)
+            if inspect.iscoroutinefunction(close):
+                await close()
         await self._close_session()
 
     async def _close_session(self) -> None:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     slack_minute_seconds: float = Field(default=60.0, gt=0)
     blueprints: str = ",".join(SHIPPED)
     """The blueprint modules to load, comma-separated (bot.loading checks them)."""
+    webhook_secret: str = ""
+    """The key webhook steps sign their requests with (bot.routines.webhook)."""
 
     @field_validator("database_url")
     @classmethod

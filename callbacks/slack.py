@@ -1,5 +1,6 @@
 """The Slack side of `WaitForUserAction`: post the Approve / Deny DMs, delete them later;
-and `Posts`, the keyed, at-most-once posting both this manager and the bot's steps use.
+and `Posts`, the keyed, at-most-once posting both this manager and the bot's steps use
+(DMs, and channel posts from steps: see `Posts.post_once`).
 
 Posting to a user ID opens the DM and returns its `D…` conversation ID, which is what
 `chat.delete` needs, so setup keeps it. Slack spends no call on anything else unless an
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -46,7 +47,8 @@ Render = Callable[[CallbackRequest, WaitForUserAction], dict[str, Any]]
 
 
 class Posts:
-    """Posting DMs at most once by key, finding them again, deleting them."""
+    """Posting DMs (and steps' channel posts) at most once by key, finding DMs again,
+    deleting them."""
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
@@ -128,22 +130,45 @@ class Posts:
     async def post_once(
         self,
         workflow_id: str,
-        user: str,
+        to: str,
         key: str,
         payload: dict[str, Any],
         *,
-        since: datetime | None,
+        since: datetime | None = None,
     ) -> dict[str, str]:
-        """From a step (which may run again): post at most once, recorded as an effect."""
+        """From a step (which may run again): post at most once, recorded as an effect.
+
+        `to` is a user (their DM) or a channel. A DM whose earlier run died mid-call is
+        searched for in the DM's history posted after `since` (default: when that run
+        began). A channel post is not searched for: that would need the channel's history
+        scope (`channels:history`, `groups:history`), and Slack has no idempotency key, so
+        only a run that died during the very call to Slack may post to a channel twice."""
         effect_key = f"slack:post:{key}"
         prior = await self.db.effect(effect_key)
         if isinstance(prior, dict) and prior.get("ts"):
             return {k: str(v) for k, v in prior.items()}  # posted by an earlier run
         if prior is None:
-            await self.db.record_effect(effect_key, {"begun": True}, workflow_id)
-        message = await self.post(user, key, payload, maybe_posted=prior is not None, since=since)
+            begun = {"begun": True, "at": datetime.now(UTC).timestamp()}
+            await self.db.record_effect(effect_key, begun, workflow_id)
+        elif since is None and isinstance(prior, dict) and prior.get("at"):
+            since = datetime.fromtimestamp(float(prior["at"]), UTC)
+        if is_user(to):
+            message = await self.post(to, key, payload, maybe_posted=prior is not None, since=since)
+        else:
+            message = await self.post_to_channel(to, key, payload)
         await self.db.record_effect(effect_key, message, workflow_id)
         return message
+
+    async def post_to_channel(
+        self, channel: str, key: str, payload: dict[str, Any]
+    ) -> dict[str, str]:
+        """Post `payload` in `channel` (the bot must be a member: else `not_in_channel`)."""
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}},
+            **payload,
+        )
+        return {"channel": str(response["channel"]), "ts": str(response["ts"])}
 
     async def delete(self, posted: list[dict[str, str]]) -> None:
         with background():
@@ -153,6 +178,11 @@ class Posts:
                 except SlackApiError as e:
                     if e.response.get("error") not in GONE:
                         raise
+
+
+def is_user(conversation: str) -> bool:
+    """Whether a `channel` argument names a user (so the post goes to their DM)."""
+    return conversation[:1] in ("U", "W")
 
 
 def _dm_key(user: str) -> str:

@@ -24,6 +24,7 @@ from workflows import (
     S,
     StaleCallback,
     Step,
+    StepFailed,
     UnknownWorkflowType,
     Wait,
     Workflow,
@@ -398,3 +399,33 @@ async def test_duplicate_thread_id_fails_the_workflow(make_kit: KitFactory) -> N
     info = await kit.engine.get(wid)
     assert info.status == "failed"
     assert "thread 'same' is already running" in (info.error or "")
+
+
+class Refused(Workflow):
+    """A step whose failure no retry can mend, then one that must never run."""
+
+    after: bool = False
+
+    def definition(self) -> Any:
+        return S(Step("refuse", self.refuse), Step("after", self.mark_after))
+
+    def refuse(self) -> None:
+        raise StepFailed("the other side said never")
+
+    def mark_after(self) -> None:
+        self.after = True
+
+
+async def test_a_step_that_raises_step_failed_fails_the_workflow_at_once(
+    make_kit: KitFactory,
+) -> None:
+    kit = await make_kit(Refused, max_attempts=5)
+    wid = await kit.engine.new_workflow(Refused())
+    await kit.drain()
+    await kit.advance(kit.engine.retry_max)
+    info = await kit.engine.get(wid)
+    assert info.status == "failed"
+    assert info.error == "step after 'start' failed: StepFailed: the other side said never"
+    assert info.attempts == 1
+    assert isinstance(info.data, Refused)
+    assert not info.data.after

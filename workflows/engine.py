@@ -41,6 +41,7 @@ from workflows.errors import (
     NoManager,
     RetryLater,
     StatementNotFound,
+    StepFailed,
     UnknownWorkflowType,
     WorkflowError,
     WorkflowFinished,
@@ -660,6 +661,9 @@ class Engine:
     def _step_failed(self, record: Record, thread: Thread, error: Exception) -> None:
         record.attempts += 1
         message = f"{type(error).__name__}: {error}"
+        if isinstance(error, StepFailed):  # no retry can mend it
+            _fail(record, f"step after {thread.step or 'start'!r} failed: {message}")
+            return
         if record.attempts >= self.max_attempts:
             _fail(
                 record,

@@ -64,6 +64,12 @@ class NoManager(WorkflowError):
     """No callback manager is registered for this handler type."""
 
 
+class StepFailed(WorkflowError):
+    """Raised by a step whose failure no retry can mend (a request the other side refuses
+    as malformed, say): the workflow fails at once, without the retries an ordinary
+    exception gets, and its `on_failure` is told."""
+
+
 class RetryLater(WorkflowError):
     """Not now: the work (a teardown, say, waiting for a rate budget) is to be tried again
     after `delay`. Not a failure: nothing is counted against it and no error is recorded,

@@ -6,7 +6,8 @@ As the Web API (reached through `SLACK_API_URL`) it answers the methods in
 do not cover, arguments read as Slack reads them (a GET's from its query string, a JSON body
 only by methods that take JSON), Block Kit that slack_sdk's models reject (`invalid_blocks`,
 `invalid_arguments` for views), `D…` conversation IDs for DMs opened by posting to a user ID,
-`channel_not_found` when `chat.delete` is given a user ID, `message_not_found`,
+`channel_not_found` when `chat.delete` is given a user ID, `not_in_channel` for a post in
+a channel the bot is not a member of (it is in #general), `message_not_found`,
 `expired_trigger_id` three seconds after a click, Slack's rate limits by tier (HTTP 429
 with `Retry-After`, `bot.sandbox.tiers`, on a Slack minute that tests and benchmarks
 compress), and, when asked to, 429s or 500s of its own. It records every call and every
@@ -176,7 +177,11 @@ class SlackStandin:
         self.home_tab = home_tab_enabled(manifest) if home_tab is None else home_tab
         self.commands = slash_commands(manifest) if commands is None else tuple(commands)
         self.workspace = Workspace(users=dict(users or {}))
-        self.workspace.channels["C0GENERAL"] = {"id": "C0GENERAL", "name": "general"}
+        self.workspace.channels["C0GENERAL"] = {
+            "id": "C0GENERAL",
+            "name": "general",
+            "is_member": True,
+        }
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.answers: list[tuple[str, dict[str, Any]]] = []
         self.answered_at: list[float] = []  # time.monotonic() of each answer
@@ -248,6 +253,10 @@ class SlackStandin:
 
     def add_user(self, user_id: str, name: str) -> None:
         self.workspace.users[user_id] = name
+
+    def add_channel(self, channel: str, name: str, *, member: bool) -> None:
+        """A public channel; `member`: the bot is in it (else posting is `not_in_channel`)."""
+        self.workspace.channels[channel] = {"id": channel, "name": name, "is_member": member}
 
     def add_usergroup(self, usergroup: str, users: list[str]) -> None:
         self.workspace.usergroups[usergroup] = list(users)
@@ -406,6 +415,8 @@ class SlackStandin:
 
     async def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(params.get("channel", "")))
+        if self.workspace.channels[channel].get("is_member") is False:
+            raise SlackError("not_in_channel")
         text, blocks = self._content(params)
         metadata = _json_field(params.get("metadata"))
         if metadata is not None and (

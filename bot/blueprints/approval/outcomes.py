@@ -5,13 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.blueprint import Parts
-from bot.blueprints.approval.workflow import (
-    APPROVED,
-    CANCELLED,
-    DENIED,
-    ApprovalRequest,
-    Notifier,
-)
+from bot.blueprints.approval.workflow import CANCELLED, ApprovalRequest, Notifier
 from bot.messages import (
     FALLBACK_TEXT_MAX,
     REASON_MAX,
@@ -22,6 +16,7 @@ from bot.messages import (
     quote,
     section,
 )
+from bot.routines.approval import APPROVED, DENIED
 
 if TYPE_CHECKING:
     from callbacks.slack import Posts
