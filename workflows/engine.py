@@ -208,12 +208,16 @@ class Engine:
             lease_expires_at=now + self.lease if self.resumer is not None else None,
             audit=[AuditEntry("created", input=data.model_dump(mode="json"))],
         )
-        await self.db.create(record)
-        if record.lease_owner is not None:
-            if len(self._born) >= _MAX_BORN:  # executions are not keeping up: read them back
-                self._born.clear()
-            self._born[record.id] = record
-        self._wake(record.id)
+
+        def run() -> None:
+            if record.lease_owner is not None:
+                if len(self._born) >= _MAX_BORN:  # executions are not keeping up: read back
+                    self._born.clear()
+                self._born[record.id] = record
+            self._wake(record.id)
+
+        # It runs once committed; the caller hears "created" once it is durable too.
+        await self.db.create(record, committed=run)
         return record.id
 
     async def get(self, workflow_id: str) -> WorkflowInfo:

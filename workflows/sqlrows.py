@@ -333,14 +333,21 @@ class SQLiteRows:
 
     # --- workflows ---
 
-    async def insert(self, record: Record) -> None:
+    async def insert(self, record: Record, committed: Callable[[], None] | None = None) -> None:
+        """Durable on return; `committed` is called between the commit and the fsync, so
+        the new workflow's execution can start while the disk works."""
         try:
-            async with self.transaction() as db:
+            async with self.transaction(durable=False) as db:
                 db.execute(INSERT, _insert_values(record, sqlite_ts))
                 _sqlite_audit(db, record)
         except sqlite3.IntegrityError as e:
             raise WorkflowExists(f"workflow {record.id!r} already exists") from e
         _stored(record)
+        record.audit = []
+        if committed is not None:
+            committed()
+        if not self.fsync_steps:
+            await self.wal.sync()
 
     async def fetch(self, workflow_id: str) -> Record:
         async with self.reading():
@@ -665,7 +672,7 @@ class PostgresRows:
                 await conn.execute(f"SET LOCAL synchronous_commit TO {self.durable_level}")
             yield conn
 
-    async def insert(self, record: Record) -> None:
+    async def insert(self, record: Record, committed: Callable[[], None] | None = None) -> None:
         import asyncpg
 
         try:
@@ -675,6 +682,9 @@ class PostgresRows:
         except asyncpg.UniqueViolationError as e:
             raise WorkflowExists(f"workflow {record.id!r} already exists") from e
         _stored(record)
+        record.audit = []
+        if committed is not None:
+            committed()
 
     async def fetch(self, workflow_id: str) -> Record:
         async with self.pool.acquire() as conn:

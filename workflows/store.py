@@ -195,9 +195,8 @@ class SQLStore:
 
     # --- records (hot path) ---------------------------------------------------------------
 
-    async def create(self, record: Record) -> None:
-        await self.rows.insert(record)
-        record.audit = []
+    async def create(self, record: Record, committed: Callable[[], None] | None = None) -> None:
+        await self.rows.insert(record, committed)
 
     async def get(self, workflow_id: str) -> Record:
         return await self.rows.fetch(workflow_id)

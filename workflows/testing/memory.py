@@ -60,10 +60,12 @@ class MemoryStore:
         else:
             self._scheduled[kept.id] = kept
 
-    async def create(self, record: Record) -> None:
+    async def create(self, record: Record, committed: Callable[[], None] | None = None) -> None:
         if record.id in self._records:
             raise WorkflowExists(f"workflow {record.id!r} already exists")
         self._keep(record)
+        if committed is not None:
+            committed()
 
     async def get(self, workflow_id: str) -> Record:
         try:
