@@ -111,14 +111,25 @@ async def main() -> None:
                 120,
                 "not every request was approved",
             )
+            report(n, url, commands_on_wire, clicks_on_wire, commands, clicks)
             bot.stop()
+
+
+def report(
+    n: int,
+    url: str,
+    commands_on_wire: list[float],
+    clicks_on_wire: list[float],
+    commands: list[float],
+    clicks: list[float],
+) -> None:
     print(f"Acknowledgement latency, {n} concurrent requests each, bot on {url.split(':')[0]}")
     print("on the wire (as Slack counts):")
     print(summary("  slash commands", commands_on_wire))
     print(summary("  button clicks", clicks_on_wire))
     print("with sending (this process building and signing each request too):")
     print(summary("  slash commands", commands))
-    print(summary("  button clicks", clicks))
+    print(summary("  button clicks", clicks), flush=True)
 
 
 if __name__ == "__main__":
