@@ -42,6 +42,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield await fresh_database(server_url)
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def every_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The shipped in-memory store and a fresh database of each kind: what behaves the
+    same on all three is tested on all three."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'workflows.db'}"
+    return await fresh_database(request.getfixturevalue("postgres_url"))
+
+
 KitFactory = Callable[..., Awaitable[WorkflowTestKit]]
 
 

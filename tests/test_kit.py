@@ -5,7 +5,6 @@ read back as its model, and the workflow's own clock agreeing with the kit's."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,16 +13,11 @@ from callbacks import Timeout
 from tests.conftest import KitFactory
 from tests.helpers import Manual
 from workflows import For, Go, On, Return, S, Step, Wait, WaitFor, Workflow
-from workflows.testing.postgres import fresh_database
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def kit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'workflows.db'}"
-    return await fresh_database(request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def kit_url(every_store_url: str) -> str:
+    return every_store_url
 
 
 class Stamped(Workflow):

@@ -3,7 +3,6 @@ and PostgreSQL (every test runs on both)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,17 +28,12 @@ from workflows import (
     Workflow,
 )
 from workflows.state import EventStatus, ThreadStatus
-from workflows.testing.postgres import fresh_database
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def kit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+@pytest.fixture
+def kit_url(every_store_url: str) -> str:
     """Statements behave the same on the shipped in-memory store and on both databases."""
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'workflows.db'}"
-    return await fresh_database(request.getfixturevalue("postgres_url"))
+    return every_store_url
 
 
 class Empty(Workflow):
