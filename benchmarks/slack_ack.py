@@ -112,7 +112,7 @@ async def main() -> None:
                 "not every request was approved",
             )
             report(n, url, commands_on_wire, clicks_on_wire, commands, clicks)
-            bot.stop()
+            await bot.stop()
 
 
 def report(

@@ -333,7 +333,7 @@ async def main() -> None:
             )
             report(result, args.minute)
             for process in processes:
-                process.stop()
+                await process.stop()
 
 
 if __name__ == "__main__":

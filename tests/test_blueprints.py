@@ -491,7 +491,7 @@ async def test_a_real_bot_process_runs_a_user_blueprint(site: Path, tmp_path: Pa
             15,
             "the requester was not greeted",
         )
-        assert bot.stop() == 0
+        assert await bot.stop() == 0
 
 
 async def test_the_sandbox_offers_the_commands_of_its_blueprints(

@@ -56,7 +56,7 @@ async def test_sigkill_while_waiting_then_a_click_after_restart(
         "the requester was not told",
     )
     await poll(lambda: not slack.visible(BOB), 15, "bob's message was not deleted")
-    assert restarted.stop() == 0
+    assert await restarted.stop() == 0
     posts = [m for m in slack.workspace.messages if "Approval requested" in m.text]
     assert len(posts) == 2  # the restart re-posted nothing
 
@@ -68,7 +68,7 @@ async def test_timeout_due_while_down_fires_right_after_start(
     await bot.ready()
     await slack.slash_command(RITA, f"{at(ALICE)} --timeout 2s Before the outage")
     await poll(lambda: bool(slack.visible(ALICE)), 15, "alice was not asked")
-    assert bot.stop() == 0
+    assert await bot.stop() == 0
     # Stay down past the deadline: the timer comes due while no process runs.
     deadline = time.monotonic() + 2.5
     await poll(lambda: time.monotonic() > deadline, 5, "the clock did not move")
@@ -81,7 +81,7 @@ async def test_timeout_due_while_down_fires_right_after_start(
         "the overdue timeout did not fire promptly",
     )
     await poll(lambda: not slack.visible(ALICE), 5, "alice's message was not deleted")
-    assert restarted.stop() == 0
+    assert await restarted.stop() == 0
 
 
 def test_missing_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ async def test_a_good_start_says_where_it_is_connected(
     log = tmp_path / "bot.log"
     bot = BotProcess(bot_env, log)
     await bot.ready()
-    assert bot.stop() == 0
+    assert await bot.stop() == 0
     first = log.read_text()
     assert " INFO bot.service [] connected to Sandbox as @approvals\n" in first
     assert " WARNING " not in first
@@ -158,7 +158,7 @@ async def test_a_good_start_says_where_it_is_connected(
     assert "Will assume" not in first
     restarted = BotProcess(bot_env, log)
     await restarted.ready()
-    assert restarted.stop() == 0
+    assert await restarted.stop() == 0
     second = log.read_text().removeprefix(first)
     assert "connected to Sandbox as @approvals" in second
     assert "Running upgrade" not in second  # nothing to migrate: nothing said

@@ -80,8 +80,8 @@ class Cluster:
             self.kills += 1
         await self.start(i)
 
-    def stop(self) -> list[int]:
-        return [p.stop() for p in self.processes if p is not None]
+    async def stop(self) -> list[int]:
+        return [await p.stop() for p in self.processes if p is not None]
 
 
 async def deliver(
@@ -272,7 +272,7 @@ async def test_chaos(slack: SlackStandin, cluster: tuple[Cluster, SQLStore]) -> 
     with contextlib.suppress(AssertionError):
         await poll(all_ended, 180, "")
     assert await unclean() == []
-    assert nodes.stop() == [0, 0, 0]
+    assert await nodes.stop() == [0, 0, 0]
 
     records = await store.list_workflows(limit=10**6)
     outcomes: Counter[str] = Counter()
