@@ -155,6 +155,14 @@ async def test_a_corrupt_row_is_shown_as_corrupt_beside_the_others(tmp_path: Pat
             await sandbox.slack.slash_command("U0RITA", f"<@U0ALICE|alice> {text}")
         store = sandbox.service.engine.db
         assert isinstance(store, SQLStore)
+
+        async def settled() -> bool:  # nothing writes the rows again until someone answers
+            records = await store.list_workflows()
+            return len(records) == 2 and all(
+                r.status == "waiting" and r.lease_owner is None for r in records
+            )
+
+        await poll(settled, 15, "the requests did not settle into waiting")
         first, second = await store.list_workflows()
         async with store.engine.begin() as conn:
             await conn.exec_driver_sql(
