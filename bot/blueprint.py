@@ -25,12 +25,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
 from workflows.workflow import Workflow
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.forms import Form
     from bot.priority import RequestsFirst
     from bot.settings import Settings
     from callbacks.slack import Posts
@@ -61,6 +64,8 @@ class Invocation:
     channel: str = ""
     subcommand: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
+    settings: Settings | None = None
+    """The running bot's settings (None outside it, as in a unit test)."""
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,24 @@ class Launch(Generic[W]):
     problem above `help`, and nothing starts. It may be a coroutine function. The workflow
     is stored before Slack is answered, so "started" is never lost; `confirm` says what
     the person reads then. `help` answers `/command help` (default: the usage hint and the
-    description); `description` and `usage` are what Slack's autocompletion shows."""
+    description); `description` and `usage` are what Slack's autocompletion shows.
+
+    With a `form` (a pydantic model: bot.forms), the command alone opens it as a modal
+    titled `title`, `key=value` words fill it in (all required ones given: it starts at
+    once; some missing: the modal opens with the rest to fill), and `start` is called
+    with the validated form: `start(invocation, form)`. `help` then lists the fields."""
 
     command: str
-    start: Callable[[Invocation], W | Awaitable[W]]
+    start: Callable[..., W | Awaitable[W]]
     description: str
     usage: str = ""
     subcommand: str = ""
     help: str = ""
     confirm: Callable[[W], str] | None = None
+    form: type[BaseModel] | None = None
+    title: str = ""
+    """The form's title (at most 24 characters; default: the description, if it fits)."""
+    submit: str = "Submit"
 
     def __post_init__(self) -> None:
         if not COMMAND.match(self.command):
@@ -94,6 +108,24 @@ class Launch(Generic[W]):
             raise ValueError(f"{self.name}: the description must be 1 to 2,000 characters")
         if len(self.usage) > USAGE_MAX:
             raise ValueError(f"{self.name}: the usage hint can be at most 1,000 characters")
+        if self.form is not None:
+            from bot.forms import Form  # the form's rendering needs this module's UsageError
+
+            try:
+                form = Form.of(self.form)
+                form.check(self.form_title)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{self.name}: {e}") from None
+            object.__setattr__(self, "_form", form)
+
+    @property
+    def launch_form(self) -> Form | None:
+        """The form of `form`, checked against Slack's limits when the launch was made."""
+        return getattr(self, "_form", None)
+
+    @property
+    def form_title(self) -> str:
+        return self.title or self.description
 
     @property
     def name(self) -> str:
@@ -102,10 +134,12 @@ class Launch(Generic[W]):
 
     @property
     def help_text(self) -> str:
+        form = self.launch_form
+        fields = f"\n{form.help(self.name)}" if form is not None else ""
         if self.help:
-            return self.help
+            return self.help + fields
         usage = f"{self.name} {self.usage}".rstrip()
-        return f"*Usage:* `{usage}`\n{self.description}"
+        return f"*Usage:* `{usage}`\n{self.description}{fields}"
 
     def confirmation(self, workflow: W) -> str:
         if self.confirm is not None:

@@ -13,17 +13,18 @@ MAX_DURATION = timedelta(days=365)
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
-def parse_duration(value: str) -> timedelta:
-    """A positive duration of at most a year, or `UsageError` naming the problem."""
+def parse_duration(value: str, what: str = "the timeout") -> timedelta:
+    """A positive duration of at most a year, or `UsageError` naming the problem (and
+    `what` the duration is for)."""
     match = _DURATION.match(value.strip().lower())
     if not value.strip() or match is None or not any(match.groups()):
         raise UsageError(f"`{value}` is not a duration: use forms like 90s, 10m, 2h, 1d, 1h30m")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     if duration <= timedelta(0):
-        raise UsageError("the timeout must be longer than zero")
+        raise UsageError(f"{what} must be longer than zero")
     if duration > MAX_DURATION:
-        raise UsageError("the timeout can be at most 365 days")
+        raise UsageError(f"{what} can be at most 365 days")
     return duration
 
 

@@ -155,6 +155,6 @@ def build(
         # work, bot.priority), so Bolt answers Slack then, without polling for the ack.
         process_before_response=True,
     )
-    commands.register(app, engine, requests_first, blueprints.commands())
+    commands.register(app, engine, requests_first, blueprints.commands(), settings)
     blueprints.listen(app, engine, parts)
     return Service(settings, client, engine, app, metrics, requests_first, blueprints)

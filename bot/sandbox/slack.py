@@ -39,6 +39,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.ratelimit import Rate
 from bot.sandbox.blockkit import MESSAGE_TEXT, BlockKitError, check_blocks, check_view
+from bot.sandbox.inputs import submission_state
 from bot.sandbox.tiers import Tiers
 from bot.slackapi import (
     METHODS,
@@ -747,16 +748,23 @@ class SlackStandin:
         return [v for v in self.workspace.views.values() if v.user == user and not v.closed]
 
     async def submit_view(
-        self, user: str, view: View, values: dict[str, dict[str, str]], **send: Any
+        self, user: str, view: View, values: dict[str, dict[str, Any]], **send: Any
     ) -> SentRequest:
-        """Submit an open modal; `values` maps block_id -> action_id -> typed text."""
-        state = {
-            block: {
-                action: {"type": "plain_text_input", "value": value}
-                for action, value in actions.items()
-            }
-            for block, actions in values.items()
-        }
+        """Submit an open modal as a person would; `values` maps block_id -> action_id ->
+        what they entered: text (a number as text too), an option's value, a user or
+        conversation ID, a date `YYYY-MM-DD`, a time `HH:MM`, a Unix time for a date and
+        time, a list for multi-selects and checkboxes.
+
+        The inputs are checked as Slack's client checks them before sending anything (a
+        required input left empty, a number out of its bounds, text over its length, an
+        option the element does not offer): those errors are shown on the view and the
+        app hears nothing (status 0). Every input block reaches the app, unfilled ones as
+        Slack sends them (a null value)."""
+        state, errors = submission_state(view.view, values)
+        if errors:
+            view.errors = errors
+            await self._notify()
+            return SentRequest(0, "", {"response_action": "errors", "errors": errors})
         submitted = {**view.view, "state": {"values": state}}
         payload = {
             "type": "view_submission",
