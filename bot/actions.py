@@ -71,6 +71,17 @@ async def decide(
     )
 
 
+async def pressed(engine: Engine, request: CallbackRequest, user: str) -> str:
+    """Apply a press of a `WaitForButton`'s button; return the line to show the person."""
+    try:
+        await engine.on_callback(request, {"user": user}, actor=user)
+    except StaleCallback:
+        return "This was already done."
+    except WorkflowError as e:
+        return explain(e)
+    return "Done."
+
+
 async def ack_when_decided(ack: AsyncAck, applying: asyncio.Future[str], **ack_args: Any) -> None:
     """Acknowledge once the decision is applied: once Slack shows the click went through,
     the decision is stored, and a process dying before that makes Slack show an error, so
@@ -95,6 +106,19 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
             requests_first.later(_tell(respond, "This button is not valid any more."))
             return
         applying = asyncio.ensure_future(decide(engine, request, user, APPROVE))
+        await ack_when_decided(ack, applying)
+        requests_first.later(_tell(respond, applying))
+
+    @app.action(messages.BUTTON_ACTION)
+    async def press(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        user = body["user"]["id"]
+        try:
+            request = messages.decode_request(body["actions"][0]["value"])
+        except (KeyError, ValueError, TypeError):
+            await ack()
+            requests_first.later(_tell(respond, "This button is not valid any more."))
+            return
+        applying = asyncio.ensure_future(pressed(engine, request, user))
         await ack_when_decided(ack, applying)
         requests_first.later(_tell(respond, applying))
 

@@ -1,13 +1,13 @@
 """The bot's base: what every bot has, whichever blueprints it loads.
 
-The wait conditions of `callbacks/` made real in Slack: `Timeout`'s durable timers, and
-`WaitForUserAction`'s Approve / Deny DMs (posted by `SlackActionManager` in setup, deleted
-in teardown) with the listeners that answer their buttons and the Deny modal
-(bot.actions). They stay here rather than in one blueprint because any blueprint's
-workflow may wait for a person's decision. Declared as a blueprint like any other, loaded
-first (bot.loading), so its scopes reach the manifest and its wait types cannot be
-claimed twice. Its services are those the routines' steps reach (bot.routines): keyed
-posts for `notify`, the HTTP session and secret for `webhook`.
+The wait conditions of `callbacks/` made real in Slack: `Timeout`'s durable timers,
+`WaitForUserAction`'s Approve / Deny DMs and `WaitForButton`'s one-button DMs (posted by
+`SlackActionManager` in setup, deleted in teardown), with the listeners that answer their
+buttons and the Deny modal (bot.actions). They stay here rather than in one blueprint
+because any blueprint's workflow may wait for a person's decision or press. Declared as a
+blueprint like any other, loaded first (bot.loading), so its scopes reach the manifest and
+its wait types cannot be claimed twice. Its services are those the routines' steps reach
+(bot.routines): keyed posts for `notify`, the HTTP session and secret for `webhook`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bot import actions, messages
 from bot.blueprint import Blueprint, Parts
 from bot.routines.notify import Notifications
 from bot.routines.webhook import Webhooks
+from callbacks.button import WaitForButton
 from callbacks.slack import SlackActionManager
 from callbacks.timeout import Timeout, TimeoutManager
 from callbacks.user_action import WaitForUserAction
@@ -40,6 +41,15 @@ def render_request(request: CallbackRequest, handler: WaitForUserAction) -> dict
     )
 
 
+def render_button(request: CallbackRequest, handler: WaitForButton) -> dict[str, object]:
+    """The DM a `WaitForButton` posts."""
+    return messages.button_prompt(request, handler.text, handler.label)
+
+
+def _buttons(parts: Parts) -> SlackActionManager:
+    return SlackActionManager(parts.posts, render_button)
+
+
 def _timeouts(parts: Parts) -> TimeoutManager:
     return TimeoutManager()
 
@@ -53,7 +63,11 @@ def _decisions(app: AsyncApp, engine: Engine, parts: Parts) -> None:
 
 
 blueprint = Blueprint(
-    callbacks={Timeout.type: _timeouts, WaitForUserAction.type: _user_actions},
+    callbacks={
+        Timeout.type: _timeouts,
+        WaitForUserAction.type: _user_actions,
+        WaitForButton.type: _buttons,
+    },
     listeners=[_decisions],
     services=[Notifications.of, Webhooks.of],
     scopes={

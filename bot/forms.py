@@ -14,7 +14,8 @@ default the initial value; a field with a default, or `X | None`, is optional):
   `min_length` / `max_length`;
 - `int`, `float`, `Decimal`: a number input with the model's bounds (`ge`, `gt`, `le`,
   `lt`); `bool`: one checkbox;
-- an `Enum` or a `Literal`: a static select (a list of them: a multi-select);
+- an `Enum`, a `Literal` or `Annotated[str, Choices([...])]`: a static select (a list of
+  them: a multi-select);
 - `UserId` / `list[UserId]`: a users select / multi-users select; `ChannelId`: a
   conversations select;
 - `date`, `time`, `datetime`: a date, time or date-and-time picker (a datetime is UTC);
@@ -41,9 +42,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
 
 import annotated_types
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, GetCoreSchemaHandler, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticUndefined, core_schema
 from slack_sdk.models.views import View
 
 from bot.blueprint import UsageError
@@ -88,6 +89,33 @@ class SlackChannel:
 
     def __hash__(self) -> int:
         return hash(SlackChannel)
+
+
+class Choices:
+    """Offers `values` (and accepts only them): `Annotated[str, Choices(["api", "web"])]`,
+    for choices known only when the bot starts (from its configuration); a static select."""
+
+    def __init__(self, values: Sequence[str]) -> None:
+        if not values:
+            raise ValueError("Choices needs at least one value")
+        self.values = tuple(str(v) for v in values)
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def _check(self, value: str) -> str:
+        if value not in self.values:
+            raise ValueError("choose one of " + ", ".join(self.values))
+        return value
+
+
+class InvalidField(UsageError):
+    """Raised by a launch's `start` to refuse one field of its form, so the person reads
+    the problem under that input (a `UsageError` on the command line)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 UserId = Annotated[str, SlackUser()]
@@ -241,8 +269,8 @@ class Form:
             name = key.strip().lower().replace("-", "_")
             if not sep or not name:
                 raise UsageError(
-                    f"`{word}` is not `field=value`: the fields are "
-                    + ", ".join(f"`{n}`" for n in self.names)
+                    f"`{word}` is not `field=value` (a value with spaces goes in double "
+                    "quotes): the fields are " + ", ".join(f"`{n}`" for n in self.names)
                 )
             if name not in by_name:
                 raise UsageError(
@@ -272,6 +300,8 @@ class Form:
     def errors_of(self, error: ValidationError | UsageError) -> dict[str, str]:
         """Each message on the field it is about (a rule of the whole model: the first)."""
         found: dict[str, str] = {}
+        if isinstance(error, InvalidField) and error.field in self.names:
+            return {error.field: str(error)}
         problems = error.errors() if isinstance(error, ValidationError) else []
         if not problems:
             found[self.names[0]] = str(error)
@@ -384,7 +414,7 @@ def _kind(
         inner, more = _unwrap_annotated(inner)
         if SlackUser() in more:
             return "users", ()
-        options = _options(inner)
+        options = _options(inner, more)
         if options:
             return "choices", options
         raise TypeError(f"field {name!r}: a list is a form field only of users or of choices")
@@ -392,7 +422,7 @@ def _kind(
         return "user", ()
     if SlackChannel() in metadata:
         return "channel", ()
-    options = _options(annotation)
+    options = _options(annotation, metadata)
     if options:
         return "choice", options
     if annotation is bool:
@@ -414,7 +444,10 @@ def _kind(
     raise TypeError(f"field {name!r}: no Slack input holds a {annotation!r}")
 
 
-def _options(annotation: Any) -> tuple[tuple[str, str], ...]:
+def _options(annotation: Any, metadata: Sequence[Any] = ()) -> tuple[tuple[str, str], ...]:
+    for m in metadata:
+        if isinstance(m, Choices):
+            return tuple((v, v[:OPTION_TEXT_MAX]) for v in m.values)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return tuple((str(m.value), str(m.value)[:OPTION_TEXT_MAX]) for m in annotation)
     if typing.get_origin(annotation) is Literal:

@@ -22,6 +22,7 @@ FALLBACK_TEXT_MAX = 4000
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
 FULL_REQUEST_ACTION = "approval_full_request"
+BUTTON_ACTION = "wait_button"
 DENY_VIEW = "approval_deny_reason"
 PREVIEW_MAX = 2800  # of the request text in a message; the rest is one click away
 MODAL_BLOCKS_MAX = 100
@@ -153,6 +154,21 @@ def approval_request(
     return {
         "text": cut(f"Approval requested by {mention(requester)}: {text}", FALLBACK_TEXT_MAX),
         "blocks": blocks_limited(blocks),
+    }
+
+
+def button_prompt(request: CallbackRequest, text: str, label: str) -> dict[str, Any]:
+    """The DM of a `WaitForButton`: what it is about, and its one button."""
+    return {
+        "text": cut(text, FALLBACK_TEXT_MAX),
+        "blocks": [
+            section(text),
+            {
+                "type": "actions",
+                "block_id": "press",
+                "elements": [button(label, BUTTON_ACTION, encode_request(request), "primary")],
+            },
+        ],
     }
 
 

@@ -1,4 +1,5 @@
-"""The Slack side of `WaitForUserAction`: post the Approve / Deny DMs, delete them later;
+"""The Slack side of `WaitForUserAction` and `WaitForButton`: post their interactive DMs,
+delete them later;
 and `Posts`, the keyed, at-most-once posting both this manager and the bot's steps use
 (DMs, and channel posts from steps: see `Posts.post_once`).
 
@@ -28,13 +29,12 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from callbacks.priority import background
-from callbacks.user_action import WaitForUserAction
 from workflows import DB, CallbackRequest, Engine
 
 log = logging.getLogger("callbacks.slack")
@@ -42,8 +42,17 @@ log = logging.getLogger("callbacks.slack")
 GONE = frozenset({"message_not_found", "channel_not_found", "cant_delete_message"})
 EVENT_TYPE = "approval_bot_message"
 
-Render = Callable[[CallbackRequest, WaitForUserAction], dict[str, Any]]
-"""Builds the message (`text` and `blocks`) an approver gets; the bot provides it."""
+
+
+class Interactive(Protocol):
+    """A wait whose people get an interactive DM (`WaitForUserAction`, `WaitForButton`)."""
+
+    @property
+    def recipients(self) -> list[str]: ...
+
+
+Render = Callable[[CallbackRequest, Any], dict[str, Any]]
+"""Builds the message (`text` and `blocks`) each recipient gets; the bot provides it."""
 
 
 class Posts:
@@ -190,6 +199,8 @@ def _dm_key(user: str) -> str:
 
 
 class SlackActionManager:
+    """Posts each recipient's interactive DM in setup and deletes them in teardown."""
+
     def __init__(self, posts: Posts, render: Render) -> None:
         self.posts = posts
         self.render = render
@@ -197,11 +208,11 @@ class SlackActionManager:
     def attach(self, engine: Engine) -> None:
         self.posts.attach(engine.db)
 
-    async def setup(self, request: CallbackRequest, handler: WaitForUserAction) -> str:
+    async def setup(self, request: CallbackRequest, handler: Interactive) -> str:
         posted: list[dict[str, str]] = []
         payload = self.render(request, handler)
         try:
-            for user in handler.approvers:
+            for user in handler.recipients:
                 posted.append(
                     await self.posts.post(
                         user,
@@ -219,13 +230,13 @@ class SlackActionManager:
     async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
         if request.setup_data:
             await self.posts.delete(json.loads(request.setup_data).get("messages", []))
-        elif request.setup_attempt > 0 and isinstance(handler, WaitForUserAction):
+        elif request.setup_attempt > 0 and hasattr(handler, "recipients"):
             # A setup began but never recorded what it posted (the process died, or the
             # wait ended first): find those messages by their keys.
             with background():
                 found = [
                     await self.posts.find(user, _key(request, user), request.waiting_since)
-                    for user in handler.approvers
+                    for user in handler.recipients
                 ]
             await self.posts.delete([m for m in found if m is not None])
 

@@ -33,6 +33,11 @@ class WaitForUserAction:
     say "2 of 3": a workflow may ask each approver in a wait of their own."""
     type: ClassVar[str] = "slack_user_action"
 
+    @property
+    def recipients(self) -> list[str]:
+        """Who gets the interactive DM."""
+        return self.approvers
+
     def check(self, user: str) -> None:
         """Raise `CallbackRejected` unless `user` may decide on this request."""
         if user == self.requester and not self.allow_self:

@@ -18,12 +18,15 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from bot import messages
 from bot.__main__ import cli
 from bot.loading import BlueprintError, load_blueprints
 from bot.manifest import manifest, render
 from bot.sandbox.page import running_sandbox
 from bot.service import build
 from tests.processes import ROOT, BotProcess, poll
+from tests.receiver import SECRET as RECEIVER_SECRET
+from tests.receiver import running_receiver
 from tests.slackbot import (
     ALICE,
     RITA,
@@ -192,8 +195,74 @@ from mycompany.hello import start
 blueprint = Blueprint(launches=[Launch("/Hello", start, description="Shouting")])
 """
 
+RELEASE = '''\
+"""A user's blueprint with a form: `/release` asks for a canary release, approved, then
+hands it to the release system by a signed webhook."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from bot.blueprint import Blueprint, Invocation, Launch
+from bot.config import BlueprintSettings
+from bot.forms import UserId
+from bot.routines.approval import APPROVED, Approval, approval
+from bot.routines.notify import notify
+from bot.routines.webhook import webhook, webhook_url
+from workflows import If, S, Workflow
+from workflows.statements import Stmt
+
+
+class ReleaseSettings(BlueprintSettings):
+    model_config = BlueprintSettings.prefixed("RELEASE_")
+    url: str = ""
+
+
+SETTINGS = ReleaseSettings()
+
+
+class ReleaseForm(BaseModel):
+    env: Literal["staging", "production"] = Field(title="Environment")
+    canary: int = Field(10, ge=1, le=100, title="Canary %")
+    approvers: list[UserId] = Field(title="Approvers")
+
+
+class Release(Workflow):
+    requester: str
+    env: str
+    canary: int
+    approvers: list[str]
+    url: str
+    sign_off: Approval = Field(default_factory=Approval)
+
+    def definition(self) -> Stmt:
+        text = f"Release to {self.env} at {self.canary}%"
+        return S(
+            approval(self, "ok", self.sign_off, approvers=self.approvers,
+                     requester=self.requester, text=text),
+            If(self.sign_off.outcome == APPROVED,
+               webhook(self, "release", url=self.url,
+                       payload={"env": self.env, "canary": self.canary})),
+            notify(self, "tell", to=self.requester, text=f"{text}: {self.sign_off.outcome}"),
+        )
+
+
+def start(command: Invocation, form: ReleaseForm) -> Release:
+    url = webhook_url(SETTINGS.url, command.settings, "release", "RELEASE_URL")
+    return Release(requester=command.user, url=url, **form.model_dump())
+
+
+blueprint = Blueprint(
+    workflows=[Release],
+    launches=[Launch("/release", start, description="Release a canary", form=ReleaseForm)],
+)
+'''
+
 MODULES = {
     "__init__": "",
+    "release": RELEASE,
     "hello": HELLO,
     "ops": OPS,
     "more_ops": MORE_OPS,
@@ -289,6 +358,77 @@ async def test_a_user_blueprint_launches_its_workflow_through_the_real_app(
             "Error: workflow type 'hello' is not registered: no blueprint in BLUEPRINTS "
             "(bot.blueprints.approval) defines it"
         )
+
+
+async def test_a_user_blueprint_with_a_form_launches_by_modal_and_by_words(
+    site: Path, tmp_path: Path
+) -> None:
+    """Loaded from outside the repository, launched both ways through the real app,
+    approved, its webhook retried after a 500 and accepted once per idempotency key."""
+    async with (
+        running_receiver() as receiver,
+        standin(commands=["/release"]) as slack,
+        running_bot(
+            slack,
+            f"sqlite:///{tmp_path / 'bot.db'}",
+            blueprints="mycompany.release",
+            webhook_secret=RECEIVER_SECRET,
+            webhook_receiver=receiver.base,
+        ) as bot,
+    ):
+        await slack.slash_command(RITA, "", command="/release")
+        await poll(lambda: slack.open_views(RITA), 10, "the form did not open")
+        (form,) = slack.open_views(RITA)
+        assert form.view["title"]["text"] == "Release a canary"
+        (canary,) = [b for b in form.view["blocks"] if b.get("block_id") == "canary"]
+        assert canary["element"] == {
+            "action_id": "canary",
+            "type": "number_input",
+            "is_decimal_allowed": False,
+            "min_value": "1",
+            "max_value": "100",
+            "initial_value": "10",
+        }
+        chosen = {"env": {"env": "production"}, "approvers": {"approvers": [ALICE]}}
+        over = await slack.submit_view(RITA, form, {**chosen, "canary": {"canary": "150"}})
+        assert over.status == 0
+        assert form.errors == {"canary": "Enter a number between 1 and 100."}
+        receiver.statuses = [500]  # the release system stumbles once
+        done = await slack.submit_view(RITA, form, {**chosen, "canary": {"canary": "25"}})
+        assert done.json["response_action"] == "update"
+        await slack.click(ALICE, await bot.request_dm(ALICE), messages.APPROVE_ACTION)
+        await bot.dm(RITA, "Release to production at 25%: approved", timeout=30)
+
+        low = await slack.slash_command(
+            RITA, f"env=staging canary=0 approvers={at(ALICE)}", command="/release"
+        )
+        assert "• `canary`: Input should be greater than or equal to 1" in low.json["text"]
+        moon = await slack.slash_command(
+            RITA, f"env=moon approvers={at(ALICE)}", command="/release"
+        )
+        assert "`env=moon` is not one of the choices: `staging`, `production`" in moon.json["text"]
+        words = await slack.slash_command(
+            RITA, f"env=staging canary=5 approvers={at(ALICE)}", command="/release"
+        )
+        assert words.json["text"].startswith("Started: Release")
+        asks = [m for m in slack.visible(ALICE) if "Approval requested" in m.text]
+        await poll(
+            lambda: len([m for m in slack.visible(ALICE) if "staging" in m.text]) == 1,
+            10,
+            "alice was not asked again",
+        )
+        (second,) = [m for m in slack.visible(ALICE) if "staging" in m.text and m not in asks]
+        await slack.click(ALICE, second, messages.APPROVE_ACTION)
+        await bot.dm(RITA, "Release to staging at 5%: approved")
+
+    assert sorted(receiver.accepted.values(), key=str) == [
+        {"canary": 25, "env": "production"},
+        {"canary": 5, "env": "staging"},
+    ]
+    keys = [key for key, _ in receiver.seen]
+    assert len(keys) == 3
+    assert len(set(keys)) == 2
+    assert all(signed for _, signed in receiver.seen)
 
 
 async def test_subcommands_of_one_command_from_two_blueprints(site: Path, tmp_path: Path) -> None:

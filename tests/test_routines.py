@@ -6,27 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from bot import messages
 from bot.routines import ApprovalRuleError, Webhooks, verify
 from bot.routines.approval import SETTLED
-from bot.routines.webhook import IDEMPOTENCY_KEY, SIGNATURE, TIMESTAMP, sign
+from bot.routines.webhook import SIGNATURE, TIMESTAMP, sign
 from tests.conftest import KitFactory
 from tests.processes import free_port, poll
+from tests.receiver import SECRET, Receiver, running_receiver
 from tests.routine_flows import CHANNEL, Announcement, Clearance, Delivery, Failures, Release
 from tests.slackbot import ALICE, BOB, CAROL, RITA, Bot, at, running_bot, standin
 
 BLUEPRINTS = "bot.blueprints.approval,tests.routine_flows"
-SECRET = "webhook-test-secret"
 
 
 @pytest.fixture
@@ -192,43 +188,10 @@ async def test_a_notification_to_a_channel_the_bot_is_not_in_says_so(flows: Bot)
 # --- webhook ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Receiver:
-    """A user's receiver on a real local aiohttp server: checks the signature with
-    `verify`, answers the scripted statuses (then 200), accepts each key's body once."""
-
-    statuses: list[int] = field(default_factory=list)
-    seen: list[tuple[str, bool]] = field(default_factory=list)  # (Idempotency-Key, signed)
-    accepted: dict[str, Any] = field(default_factory=dict)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        signed = verify(SECRET, request.headers, body)
-        key = request.headers.get(IDEMPOTENCY_KEY, "")
-        self.seen.append((key, signed))
-        if not signed:
-            return web.Response(status=401, text="bad signature")
-        status = self.statuses.pop(0) if self.statuses else 200
-        if status == 200 and key not in self.accepted:
-            self.accepted[key] = json.loads(body)
-        return web.Response(status=status, text="try later" if status >= 500 else "")
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    found = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", found.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    found.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with running_receiver() as found:
         yield found
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -5,4 +5,4 @@
 
 from __future__ import annotations
 
-SHIPPED = ("bot.blueprints.approval",)
+SHIPPED = ("bot.blueprints.approval", "bot.blueprints.deploy", "bot.blueprints.access")

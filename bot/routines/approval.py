@@ -68,6 +68,20 @@ class Approval(BaseModel):
     reason: str = ""
     timed_out: bool = False
 
+    def people(self, approvers: Sequence[str]) -> dict[str, str]:
+        """Where each approver stands, for a workflow's `summary()`."""
+        people = {}
+        for user in approvers:
+            if user == self.denied_by:
+                people[user] = DENIED
+            elif user in self.approved_by:
+                people[user] = APPROVED
+            elif self.outcome is None:
+                people[user] = "waiting"
+            else:
+                people[user] = "did not answer"
+        return people
+
     @property
     def outcome(self) -> str | None:
         """`approved`, `denied` or `timed out`; None while undecided."""

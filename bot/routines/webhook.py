@@ -34,7 +34,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.blueprint import Parts
+from bot.blueprint import Parts, UsageError
+from bot.settings import Settings
 from workflows import Step, StepFailed, Workflow
 
 SIGNATURE = "X-Signature"
@@ -136,6 +137,19 @@ class Webhooks:
         if status >= 500 or status in RETRIED:
             raise WebhookUnavailable(f"webhook to {url}: answered {status}{said}")
         raise WebhookError(f"webhook to {url}: refused with {status}{said}")
+
+
+def webhook_url(configured: str, settings: Settings | None, name: str, setting: str) -> str:
+    """Where a launch's webhook `name` goes: the URL `setting` configures, else the
+    `WEBHOOK_RECEIVER` base with `name` appended (the sandbox's receiver); `UsageError`
+    naming `setting` when neither is set, so the launch is refused before anyone approves
+    what could never be delivered."""
+    if configured:
+        return configured
+    base = settings.webhook_receiver if settings is not None else ""
+    if base:
+        return base.rstrip("/") + "/" + name
+    raise UsageError(f"the bot has no URL to send the {name} webhook to: set {setting}")
 
 
 def webhook(

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import model_validator
 
-from bot.routines.approval import APPROVED, DENIED, Approval, approval, check_rules
+from bot.routines.approval import Approval, approval, check_rules
 from workflows import Return, S, Step, Summary, Workflow
 
 FAILED = "failed"
@@ -65,18 +65,11 @@ class ApprovalRequest(Workflow, Approval):
         return None if self.requested_at is None else self.requested_at + self.timeout
 
     def summary(self) -> Summary:
-        people = {}
-        for user in self.approvers:
-            if user == self.denied_by:
-                people[user] = DENIED
-            elif user in self.approved_by:
-                people[user] = APPROVED
-            elif self.outcome is None:
-                people[user] = "waiting"
-            else:
-                people[user] = "did not answer"
         return Summary(
-            title=self.text, started_by=self.requester, people=people, outcome=self.outcome or ""
+            title=self.text,
+            started_by=self.requester,
+            people=self.people(self.approvers),
+            outcome=self.outcome or "",
         )
 
     def definition(self) -> Any:
