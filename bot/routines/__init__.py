@@ -11,11 +11,14 @@ base wait conditions and reach the outside world through the base's services
 
 from __future__ import annotations
 
-from bot.routines.approval import Approval, ApprovalRuleError, approval
+from bot.routines.approval import APPROVED, DENIED, TIMED_OUT, Approval, ApprovalRuleError, approval
 from bot.routines.notify import Notifications, notify
-from bot.routines.webhook import WebhookError, Webhooks, verify, webhook
+from bot.routines.webhook import WebhookError, Webhooks, verify, webhook, webhook_url
 
 __all__ = [
+    "APPROVED",
+    "DENIED",
+    "TIMED_OUT",
     "Approval",
     "ApprovalRuleError",
     "Notifications",
@@ -25,4 +28,5 @@ __all__ = [
     "notify",
     "verify",
     "webhook",
+    "webhook_url",
 ]
