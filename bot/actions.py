@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -96,31 +97,30 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
     runs in the background: confirmations after the requests in flight are answered, the
     deny form at once (its trigger expires in 3 s)."""
 
-    @app.action(messages.APPROVE_ACTION)
-    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        user = body["user"]["id"]
-        try:
-            request = messages.decode_request(body["actions"][0]["value"])
-        except (KeyError, ValueError, TypeError):
-            await ack()
-            requests_first.later(_tell(respond, "This button is not valid any more."))
-            return
-        applying = asyncio.ensure_future(decide(engine, request, user, APPROVE))
-        await ack_when_decided(ack, applying)
-        requests_first.later(_tell(respond, applying))
+    def applied(apply: Callable[[CallbackRequest, str], Awaitable[str]]) -> Any:
+        """A button's listener: acknowledged once `apply` has applied the click, the
+        person told what came of it afterwards."""
 
-    @app.action(messages.BUTTON_ACTION)
-    async def press(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        user = body["user"]["id"]
-        try:
-            request = messages.decode_request(body["actions"][0]["value"])
-        except (KeyError, ValueError, TypeError):
-            await ack()
-            requests_first.later(_tell(respond, "This button is not valid any more."))
-            return
-        applying = asyncio.ensure_future(pressed(engine, request, user))
-        await ack_when_decided(ack, applying)
-        requests_first.later(_tell(respond, applying))
+        async def click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+            user = body["user"]["id"]
+            try:
+                request = messages.decode_request(body["actions"][0]["value"])
+            except (KeyError, ValueError, TypeError):
+                await ack()
+                requests_first.later(_tell(respond, "This button is not valid any more."))
+                return
+            applying = asyncio.ensure_future(apply(request, user))
+            await ack_when_decided(ack, applying)
+            requests_first.later(_tell(respond, applying))
+
+        return click
+
+    app.action(messages.APPROVE_ACTION)(
+        applied(lambda request, user: decide(engine, request, user, APPROVE))
+    )
+    app.action(messages.BUTTON_ACTION)(
+        applied(lambda request, user: pressed(engine, request, user))
+    )
 
     @app.action(messages.DENY_ACTION)
     async def deny(

@@ -61,34 +61,26 @@ TEXT_INPUT_MAX = 3000
 """Slack's limit for a plain-text input's `max_length` (and the longest value it takes)."""
 
 
-class Multiline:
+class _Marker:
+    """A mark in a field's `Annotated[...]`; two of one kind are equal."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class Multiline(_Marker):
     """Marks a `str` field as a multi-line text input: `Annotated[str, Multiline()]`."""
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Multiline)
 
-    def __hash__(self) -> int:
-        return hash(Multiline)
-
-
-class SlackUser:
+class SlackUser(_Marker):
     """Marks a `str` field as a Slack user ID (see `UserId`)."""
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SlackUser)
 
-    def __hash__(self) -> int:
-        return hash(SlackUser)
-
-
-class SlackChannel:
+class SlackChannel(_Marker):
     """Marks a `str` field as a Slack conversation ID (see `ChannelId`)."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SlackChannel)
-
-    def __hash__(self) -> int:
-        return hash(SlackChannel)
 
 
 class Choices:

@@ -43,7 +43,6 @@ GONE = frozenset({"message_not_found", "channel_not_found", "cant_delete_message
 EVENT_TYPE = "approval_bot_message"
 
 
-
 class Interactive(Protocol):
     """A wait whose people get an interactive DM (`WaitForUserAction`, `WaitForButton`)."""
 

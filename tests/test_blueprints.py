@@ -356,7 +356,7 @@ async def test_a_user_blueprint_launches_its_workflow_through_the_real_app(
         assert refused.exit_code == 1
         assert refused.stderr.splitlines()[-1] == (
             "Error: workflow type 'hello' is not registered: no blueprint in BLUEPRINTS "
-            "(bot.blueprints.approval) defines it"
+            "(bot.blueprints.approval, bot.blueprints.deploy, bot.blueprints.access) defines it"
         )
 
 

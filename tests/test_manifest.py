@@ -272,7 +272,7 @@ def test_the_code_calls_the_web_api_where_expected() -> None:
     history = [c for c in CALLS if c.method == "conversations.history"]
     assert history
     assert {c.conversation for c in history} == {"D"}  # DMs only: im:history
-    assert {"/approval"} == COMMANDS
+    assert {"/approval", "/deploy", "/access"} == COMMANDS
     assert calls_in(*SOURCES, leaving_out=BLUEPRINTS)  # the base's own calls are seen too
 
 

@@ -98,7 +98,11 @@ async def test_request_then_approve(page: Page, sandbox: Sandbox) -> None:
     await open_conversation(page, "C0GENERAL")
     # The composer's hint offers the commands of the loaded blueprints, with their usage.
     await expect(page.locator("#hint code")).to_have_text(
-        ["/approval @alice @bob [--quorum 2] [--timeout 2h] Deploy api v2.3 to production"]
+        [
+            "/approval @alice @bob [--quorum 2] [--timeout 2h] Deploy api v2.3 to production",
+            "/deploy [service=api version=2.3 approvers=@alice]",
+            '/access [resource=production-db duration=2h reason="INC-42" approvers=@alice]',
+        ]
     )
     await say(page, "/approval @alice @bob Deploy api v2.3 to production")
     await expect(page.locator(".message.ephemeral").last).to_contain_text(
@@ -144,7 +148,12 @@ async def test_deny_with_a_reason_through_the_modal(page: Page, sandbox: Sandbox
     modal = page.locator("#modal")
     await expect(modal).to_be_visible()
     await expect(modal).to_contain_text("Deny request")
-    await page.click("#modal-submit")  # no reason: Slack-style error under the input
+    await page.click("#modal-submit")  # no reason: Slack's client refuses it itself
+    await expect(modal.locator(".input-error")).to_contain_text(
+        "Please complete this required field."
+    )
+    await modal.locator('[data-block-id="reason"]').fill("   ")  # Slack sends it; the bot refuses
+    await page.click("#modal-submit")
     await expect(modal.locator(".input-error")).to_contain_text("Please say why")
     await modal.locator('[data-block-id="reason"]').fill("Not without a ticket")
     await shot(page, "4-deny-modal")
@@ -186,7 +195,7 @@ async def test_bad_input_gets_slacks_answers(page: Page, sandbox: Sandbox) -> No
     await expect(page.locator(".message.ephemeral").last).to_contain_text(
         "@zed is not a Slack user mention"
     )
-    await say(page, "/deploy now")
+    await say(page, "/deplyo now")
     await expect(page.locator(".message.ephemeral").last).to_contain_text("is not a valid command")
     await shot(page, "8-bad-input")
 

@@ -27,9 +27,9 @@ from pydantic import BaseModel, Field, model_validator
 from bot.blueprint import Blueprint, Invocation, Launch
 from bot.config import BlueprintSettings, CommaList, Duration
 from bot.durations import format_duration
-from bot.forms import Choices, InvalidField, Multiline, UserId
+from bot.forms import Choices, Multiline, UserId
 from bot.messages import mentions, slack_date
-from bot.routines.approval import APPROVED, Approval, ApprovalRuleError, approval, check_rules
+from bot.routines.approval import APPROVED, Approval, approval, check_approvers
 from bot.routines.notify import Notifications, notify
 from bot.routines.webhook import Webhooks, webhook, webhook_url
 from callbacks.button import WaitForButton
@@ -222,25 +222,14 @@ class Access(Workflow):
 
 
 def start(command: Invocation, form: AccessForm) -> Access:
-    try:
-        check_rules(
-            approvers=form.approvers,
-            requester=command.user,
-            text=form.reason,
-            quorum=SETTINGS.quorum,
-        )
-    except ApprovalRuleError as e:
-        raise InvalidField("approvers", str(e)) from None
+    check_approvers(form.approvers, command.user, SETTINGS.quorum)
     settings = command.settings
     return Access(
         requester=command.user,
-        resource=form.resource,
-        duration=form.duration,
-        reason=form.reason,
-        approvers=form.approvers,
         quorum=SETTINGS.quorum,
         grant_url=webhook_url(SETTINGS.grant_url, settings, "access-grant", "ACCESS_GRANT_URL"),
         revoke_url=webhook_url(SETTINGS.revoke_url, settings, "access-revoke", "ACCESS_REVOKE_URL"),
+        **form.model_dump(),
     )
 
 

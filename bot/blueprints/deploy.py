@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field
 
 from bot.blueprint import Blueprint, Invocation, Launch
 from bot.config import BlueprintSettings, CommaList
-from bot.forms import Choices, InvalidField, Multiline, UserId
+from bot.forms import Choices, Multiline, UserId
 from bot.messages import mentions
-from bot.routines.approval import APPROVED, Approval, ApprovalRuleError, approval, check_rules
+from bot.routines.approval import APPROVED, Approval, approval, check_approvers
 from bot.routines.notify import Notifications, notify
 from bot.routines.webhook import webhook, webhook_url
 from workflows import If, S, Step, Summary, Workflow
@@ -144,15 +144,7 @@ class Deploy(Workflow):
 
 
 def start(command: Invocation, form: DeployForm) -> Deploy:
-    try:
-        check_rules(
-            approvers=form.approvers,
-            requester=command.user,
-            text=form.service,
-            quorum=SETTINGS.quorum,
-        )
-    except ApprovalRuleError as e:
-        raise InvalidField("approvers", str(e)) from None
+    check_approvers(form.approvers, command.user, SETTINGS.quorum)
     return Deploy(
         requester=command.user,
         service_name=form.service,

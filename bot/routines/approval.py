@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.blueprint import UsageError
+from bot.forms import InvalidField
 from callbacks.timeout import Timeout
 from callbacks.user_action import APPROVE, WaitForUserAction
 from workflows import CallbackRejected, Go, On, S, Step, Wait, WaitFor, Workflow
@@ -104,6 +105,35 @@ def check_rules(
     allow_self: bool = False,
 ) -> None:
     """Raise `ApprovalRuleError` unless the approval can be decided as asked."""
+    _check_people(approvers, requester, quorum, allow_self)
+    if timeout <= timedelta(0):
+        raise ApprovalRuleError("the timeout must be longer than zero")
+    if not text.strip():
+        raise ApprovalRuleError("say what needs approving")
+    if len(text) > MAX_TEXT:
+        raise ApprovalRuleError(
+            f"the request is {len(text):,} characters long; at most {MAX_TEXT:,} "
+            "can be shown to approvers: shorten it, or link to the details"
+        )
+
+
+def check_approvers(
+    approvers: Sequence[str],
+    requester: str,
+    quorum: int = 1,
+    *,
+    allow_self: bool = False,
+    field: str = "approvers",
+) -> None:
+    """The rules on who approves, for a launch with a form: a break of them is shown
+    under the form's `field` input (`InvalidField`), before anything starts."""
+    try:
+        _check_people(approvers, requester, quorum, allow_self)
+    except ApprovalRuleError as e:
+        raise InvalidField(field, str(e)) from None
+
+
+def _check_people(approvers: Sequence[str], requester: str, quorum: int, allow_self: bool) -> None:
     if not approvers:
         raise ApprovalRuleError("name at least one approver")
     if len(set(approvers)) != len(approvers):
@@ -122,15 +152,6 @@ def check_rules(
             if not eligible
             else f"only {len(eligible)} of the approvers can approve (not the requester), "
             f"fewer than the quorum of {quorum}"
-        )
-    if timeout <= timedelta(0):
-        raise ApprovalRuleError("the timeout must be longer than zero")
-    if not text.strip():
-        raise ApprovalRuleError("say what needs approving")
-    if len(text) > MAX_TEXT:
-        raise ApprovalRuleError(
-            f"the request is {len(text):,} characters long; at most {MAX_TEXT:,} "
-            "can be shown to approvers: shorten it, or link to the details"
         )
 
 
