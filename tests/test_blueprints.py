@@ -260,8 +260,36 @@ blueprint = Blueprint(
 )
 '''
 
+FORMS = """\
+from pydantic import BaseModel, Field, create_model
+
+from bot.blueprint import Blueprint, Launch
+from mycompany.hello import start
+
+Huge = create_model("Huge", **{f"f{i}": (str, Field("")) for i in range(100)})
+
+
+class Mapping(BaseModel):
+    labels: dict[str, str]
+
+
+class Plain(BaseModel):
+    name: str
+
+
+def launch(form: type[BaseModel], title: str = "") -> Launch:
+    return Launch("/form", start, description="A form", form=form, title=title)
+"""
+
 MODULES = {
     "__init__": "",
+    "forms": FORMS,
+    "huge_form": "from mycompany.forms import Huge, launch\n\nlaunch(Huge)\n",
+    "mapping_form": "from mycompany.forms import Mapping, launch\n\nlaunch(Mapping)\n",
+    "long_title": (
+        "from mycompany.forms import Plain, launch\n\n"
+        "launch(Plain, title='Request a production deploy')\n"
+    ),
     "release": RELEASE,
     "hello": HELLO,
     "ops": OPS,
@@ -489,6 +517,21 @@ def test_commands_and_types_belong_to_one_blueprint(site: Path) -> None:
         "slash command Slack accepts: a slash, then at most 31 lowercase letters, digits, - "
         f"or _ ({site}/mycompany/bad_command.py:4)"
     )
+    # A form Slack would refuse stops start-up too, before anyone opens it.
+    for module, problem in [
+        ("huge_form", "100 fields do not fit a Slack modal (at most 99 beside its introduction)"),
+        ("mapping_form", "field 'labels': no Slack input holds a dict[str, str]"),
+        (
+            "long_title",
+            "the form's title 'Request a production deploy' is over Slack's 24 characters",
+        ),
+    ]:
+        with pytest.raises(BlueprintError) as refused:
+            load_blueprints(f"mycompany.{module}")
+        assert str(refused.value) == (
+            f"BLUEPRINTS: importing mycompany.{module} failed: ValueError: /form: {problem} "
+            f"({site}/mycompany/{module}.py:3)"
+        )
     loaded = load_blueprints(" mycompany.ops , mycompany.more_ops ")
     assert loaded.names == ["mycompany.ops", "mycompany.more_ops"]
     assert [launch.name for launch in loaded.commands()["/ops"]] == [

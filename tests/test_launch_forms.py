@@ -202,3 +202,22 @@ async def test_help_lists_the_fields(bot: Bot) -> None:
     assert "• `service=` Service, one of `api`, `web`, `worker`, required" in text
     assert "• `notes=` Notes, text, optional" in text
     assert "`/deploy service=api version=2.3 approvers=@alice,@bob` starts at once" in text
+
+
+async def test_a_form_of_a_launch_no_longer_loaded_is_refused_and_starts_nothing(bot: Bot) -> None:
+    """A modal opened before an upgrade removed its launch (or a forged one) is answered,
+    never crashed on."""
+    form = await open_form(bot, RITA)
+    form.view["private_metadata"] = '{"launch": "/gone", "channel": "C0GENERAL"}'
+    answer = await bot.slack.submit_view(
+        RITA,
+        form,
+        {
+            "service": {"service": "api"},
+            "version": {"version": "2.3"},
+            "approvers": {"approvers": [ALICE]},
+        },
+    )
+    assert answer.json["response_action"] == "update"
+    assert "This form is not valid any more." in str(answer.json["view"])
+    assert await workflows(bot) == []
