@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     """The blueprint modules to load, comma-separated (bot.loading checks them)."""
     webhook_secret: str = ""
     """The key webhook steps sign their requests with (bot.routines.webhook)."""
+    webhook_receiver: str = ""
+    """Where webhooks go when a blueprint has no URL of its own configured: a base URL, the
+    webhook's name appended (the sandbox sets it to its built-in receiver)."""
 
     @field_validator("database_url")
     @classmethod
