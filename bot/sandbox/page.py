@@ -429,11 +429,13 @@ class PageApi:
         view = self._view(user, body)
         values = body.get("values")
         if not isinstance(values, dict) or not all(
-            isinstance(v, dict) and all(isinstance(t, str) for t in v.values())
-            for v in values.values()
+            isinstance(v, dict) and all(_entered(t) for t in v.values()) for v in values.values()
         ):
-            return _error("values must map block ids to action ids to text")
-        answer = await self.slack.submit_view(user, view, values)
+            return _error("values must map block ids to action ids to text or lists of text")
+        try:
+            answer = await self.slack.submit_view(user, view, values)
+        except ValueError as e:  # no such input or option: the page sent what no one can
+            return _error(str(e))
         if view.errors and not view.closed:
             return web.json_response({"ok": True, "errors": view.errors})
         if answer.status != 200:
@@ -490,6 +492,14 @@ class PageApi:
         return tuple(
             (r.id, r.updated_at if isinstance(r, CorruptRecord) else r.version) for r in records
         )
+
+
+def _entered(value: object) -> bool:
+    """What a person can enter in one input: text, or the values chosen in a multi-select
+    or checkboxes."""
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    )
 
 
 def _error(message: str) -> web.Response:
