@@ -17,6 +17,7 @@ import pytest
 
 from bot.sandbox.page import running_sandbox
 from tests.processes import ROOT, free_port, poll
+from tests.sandbox_blueprint import BLUEPRINTS
 from workflows.store import SQLStore
 
 
@@ -177,3 +178,46 @@ async def test_a_corrupt_row_is_shown_as_corrupt_beside_the_others(tmp_path: Pat
         assert shown[first.id]["outcome"] == "corrupt"
         assert "data" in shown[first.id]["problem"]
         assert shown[second.id]["summary"]["title"] == "Second request"
+
+
+async def test_the_page_submits_lists_for_multi_selects_and_checkboxes(tmp_path: Path) -> None:
+    """The page's submit takes what each input holds: text, or the values chosen in a
+    multi-select or checkboxes; what no input could hold is refused with the reason."""
+    async with (
+        running_sandbox(
+            port=0, database_url=f"sqlite:///{tmp_path / 'sandbox.db'}", blueprints=BLUEPRINTS
+        ) as sandbox,
+        aiohttp.ClientSession(base_url=sandbox.url) as http,
+    ):
+
+        async def call(path: str, **body: Any) -> Any:
+            async with http.post(f"/sandbox/api/{path}", json={"user": "U0RITA", **body}) as r:
+                assert r.status == 200, await r.text()
+                return await r.json()
+
+        assert (await call("send", text="/release"))["ok"] is True
+        async with http.get("/sandbox/api/state?user=U0RITA") as response:
+            (view,) = (await response.json())["views"]
+        filled = {
+            "environment": {"environment": "staging"},
+            "reviewers": {"reviewers": ["U0ALICE", "U0BOB"]},
+            "canary_percent": {"canary_percent": "5"},
+            "announce": {"announce": ["yes"]},
+            "day": {"day": "2026-12-31"},
+            "notes": {"notes": ""},
+        }
+        wrong = {**filled, "notes": {"notes": ["a", "list"]}}  # the built-in Slack refuses
+        answer = await call("submit", view_id=view["id"], values=wrong)
+        assert answer == {"ok": False, "error": "a plain_text_input holds one value, not a list"}
+        nested = {**filled, "reviewers": {"reviewers": [["U0ALICE"]]}}
+        answer = await call("submit", view_id=view["id"], values=nested)
+        assert answer["error"] == "values must map block ids to action ids to text or lists of text"
+        unknown = {**filled, "environment": {"environment": "moon"}}
+        answer = await call("submit", view_id=view["id"], values=unknown)
+        assert answer == {"ok": False, "error": "the static_select offers no option 'moon'"}
+        assert await call("submit", view_id=view["id"], values=filled) == {"ok": True}
+        store = sandbox.service.engine.db
+        assert isinstance(store, SQLStore)
+        (record,) = await store.list_workflows()
+        assert record.data["reviewers"] == ["U0ALICE", "U0BOB"]
+        assert record.data["announce"] is True

@@ -7,17 +7,23 @@ Without Chromium these tests are skipped with a message saying how to enable the
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from bot import messages
+from bot.routines.webhook import IDEMPOTENCY_KEY, SIGNATURE, TIMESTAMP, sign
 from bot.sandbox.page import Sandbox, running_sandbox
+from tests.sandbox_blueprint import BLUEPRINTS
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_FLAGS = [
@@ -63,8 +69,20 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-async def page(browser: Browser, sandbox: Sandbox) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+async def blueprint_sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    """The sandbox with the tests' own blueprint beside the approval (/release, /ship)."""
+    async with running_sandbox(
+        port=0,
+        database_url=f"sqlite:///{tmp_path / 'sandbox.db'}",
+        sweep_interval=0.1,
+        blueprints=BLUEPRINTS,
+    ) as s:
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def opened(browser: Browser, sandbox: Sandbox, **options: Any) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 900}, **options)
     p = await context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda e: errors.append(str(e)))
@@ -73,6 +91,19 @@ async def page(browser: Browser, sandbox: Sandbox) -> AsyncIterator[Page]:
     yield p
     await context.close()
     assert errors == [], errors  # no script errors on the page
+
+
+@pytest.fixture
+async def page(browser: Browser, sandbox: Sandbox) -> AsyncIterator[Page]:
+    async with opened(browser, sandbox) as p:
+        yield p
+
+
+@pytest.fixture
+async def blueprint_page(browser: Browser, blueprint_sandbox: Sandbox) -> AsyncIterator[Page]:
+    # Away from UTC, so a date and time read in the browser's own zone would show.
+    async with opened(browser, blueprint_sandbox, timezone_id="America/New_York") as p:
+        yield p
 
 
 async def shot(page: Page, name: str) -> None:
@@ -246,3 +277,256 @@ async def test_a_long_multiline_request_is_read_whole(page: Page, sandbox: Sandb
     await shot(page, "10-full-request")
     await page.click("#modal-cancel")
     await expect(modal).to_have_count(0)
+
+
+async def test_a_typed_launch_form_in_the_modal(
+    blueprint_page: Page, blueprint_sandbox: Sandbox
+) -> None:
+    """Every input of a launch form as Slack shows it: a select, a multi-users select, a
+    bounded number with its hint, a checkbox, a date and a multiline text; checked as
+    Slack's client checks it before the app hears anything."""
+    page, store = blueprint_page, blueprint_sandbox.service.engine.db
+    await act_as(page, "U0RITA")
+    await open_conversation(page, "C0GENERAL")
+    await say(page, "/release")
+    modal = page.locator("#modal")
+    await expect(modal.locator("#modal-title")).to_have_text("New release")
+
+    def block(name: str) -> Locator:
+        return modal.locator(f'[data-input-block="{name}"]')
+
+    await expect(modal.locator(".modal-input > label")).to_have_text(
+        [
+            "Environment",
+            "Reviewers",
+            "Canary share (%) (optional)",
+            "Announce in #general (optional)",
+            "Release day",
+            "Notes (optional)",
+        ]
+    )
+    await expect(block("canary_percent").locator(".input-hint")).to_have_text(
+        "Traffic that sees it first"
+    )
+    await expect(block("canary_percent").locator("input")).to_have_value("10")  # the default
+    await expect(block("announce").locator("input[type=checkbox]")).to_be_checked()
+    environment = block("environment").locator("select")
+    await expect(environment.locator("option")).to_have_text(["Choose", "staging", "production"])
+    people = block("reviewers").locator("select")
+    await expect(people.locator("option")).to_have_text(
+        ["Choose people", "rita", "alice", "bob", "carol", "eve"]
+    )
+
+    await environment.select_option("production")
+    for person in ("U0ALICE", "U0CAROL", "U0BOB"):
+        await people.select_option(person)
+    await block("reviewers").get_by_role("button", name="Remove carol").click()
+    await expect(block("reviewers").locator(".token-text")).to_have_text(["alice", "bob"])
+    await block("canary_percent").locator("input").fill("80")
+    await block("announce").locator("input[type=checkbox]").uncheck()
+    await block("day").locator("input[type=date]").fill("2026-12-31")
+    await block("notes").locator("textarea").fill("Freeze lifts at noon.\nWatch the error rate.")
+    await page.click("#modal-submit")
+    await expect(block("canary_percent").locator(".input-error")).to_have_text(
+        "Enter a number between 1 and 50."
+    )
+    await expect(modal.locator(".input-error")).to_have_count(1)
+    await expect(page.locator("#workflow-list")).to_have_text("No workflows yet.")
+    assert await store.list_workflows() == []  # the app heard nothing
+    await shot(page, "11-launch-form-error")
+
+    await block("canary_percent").locator("input").fill("25")
+    await page.click("#modal-submit")
+    await expect(modal).to_contain_text("Started:")  # the form turns into the confirmation
+    await page.click("#modal-cancel")
+    await expect(modal).to_have_count(0)
+    panel = page.locator(".workflow").first
+    await expect(panel.locator(".wf-title")).to_have_text("Release to production on 2026-12-31")
+    await expect(panel.locator(".wf-people li")).to_have_text(
+        ["@alice reviewing", "@bob reviewing"]
+    )
+    await shot(page, "12-launch-form-started")
+    (record,) = await store.list_workflows()
+    assert record.type == "release"
+    assert {k: record.data[k] for k in ("environment", "reviewers", "canary_percent")} == {
+        "environment": "production",
+        "reviewers": ["U0ALICE", "U0BOB"],
+        "canary_percent": 25,
+    }
+    assert record.data["announce"] is False
+    assert record.data["day"] == "2026-12-31"
+    assert record.data["notes"] == "Freeze lifts at noon.\nWatch the error rate."
+
+
+async def test_a_launch_forms_other_inputs_start_from_their_defaults(
+    blueprint_page: Page, blueprint_sandbox: Sandbox
+) -> None:
+    """A users select, a conversations select, a multi-select, a time and a date and
+    time, each showing its initial value (the one required input, a text, left to fill
+    in); the date and time is read as UTC."""
+    page, store = blueprint_page, blueprint_sandbox.service.engine.db
+    await act_as(page, "U0RITA")
+    await say(page, "/maintenance")
+    modal = page.locator("#modal")
+
+    def block(name: str) -> Locator:
+        return modal.locator(f'[data-input-block="{name}"]')
+
+    owner = block("owner").locator("select")
+    await expect(owner).to_have_value("U0ALICE")
+    await expect(owner.locator("option")).to_have_text(
+        ["Choose a person", "rita", "alice", "bob", "carol", "eve"]
+    )
+    channel = block("channel").locator("select")
+    await expect(channel).to_have_value("C0GENERAL")
+    await expect(channel.locator("option:checked")).to_have_text("#general")
+    await expect(block("systems").locator(".token-text")).to_have_text(["database"])
+    await expect(block("daily_at").locator("input[type=time]")).to_have_value("09:30")
+    starts = block("starts").locator("input[type=datetime-local]")
+    await expect(starts).to_have_value("2026-12-31T14:30")
+    await expect(block("starts")).to_contain_text("UTC")
+    await expect(modal.locator(".optional")).to_have_count(5)  # every one has a default
+
+    await block("reason").locator("input").fill("Kernel updates")
+    await owner.select_option("U0BOB")
+    await block("systems").locator("select").select_option("cache")
+    await block("daily_at").locator("input").fill("22:15")
+    await starts.fill("2027-01-02T03:04")
+    await shot(page, "14-launch-form-defaults")
+    await page.click("#modal-submit")
+    await expect(modal).to_contain_text("Started:")  # the form turns into the confirmation
+    await page.click("#modal-cancel")
+    await expect(modal).to_have_count(0)
+    await expect(page.locator(".workflow").first.locator(".wf-title")).to_have_text(
+        "Maintenance of database, cache from 2027-01-02 03:04 UTC"
+    )
+    (record,) = await store.list_workflows()
+    assert {k: record.data[k] for k in ("reason", "owner", "channel", "systems")} == {
+        "reason": "Kernel updates",
+        "owner": "U0BOB",
+        "channel": "C0GENERAL",
+        "systems": ["database", "cache"],
+    }
+    assert time.fromisoformat(record.data["daily_at"]) == time(22, 15)
+    assert datetime.fromisoformat(record.data["starts"]) == datetime(2027, 1, 2, 3, 4, tzinfo=UTC)
+
+
+async def test_the_webhooks_panel_shows_retries_and_signatures(
+    blueprint_page: Page, blueprint_sandbox: Sandbox
+) -> None:
+    """The fail switch from the page makes the engine retry `/ship`'s webhook: the panel
+    shows each attempt of the one key, its answer and its signature, and a forged
+    request beside them."""
+    page = blueprint_page
+    panel = page.locator("#webhooks")
+    await expect(panel.locator("#webhook-list")).to_contain_text("No webhooks yet")
+    await page.fill("#fail-count", "2")
+    await panel.get_by_role("button", name="Fail").click()
+    await expect(panel.locator("#failing")).to_have_text("The next 2 deliveries get 500.")
+    await act_as(page, "U0RITA")
+    await say(page, "/ship api")
+    deliveries = panel.locator(".webhook")
+    await expect(deliveries).to_have_count(3, timeout=20_000)
+    await expect(panel.locator("#failing")).to_be_hidden()
+    await expect(deliveries.locator(".badge").first).to_have_text("200")
+    assert [await d.get_attribute("data-attempt") for d in await deliveries.all()] == [
+        "3",
+        "2",
+        "1",
+    ]
+    await expect(deliveries.locator(".wh-signed")).to_have_text(["signature ✓"] * 3)
+    (record,) = await blueprint_sandbox.service.engine.db.list_workflows()
+    await expect(deliveries.locator(".wh-key")).to_have_text([f"{record.id}:tell deploys"] * 3)
+
+    async def again(secret: str) -> int:
+        """The delivery sent once more, as a retry after a lost answer would be."""
+        body = json.dumps({"service": "api"}).encode()
+        stamp = int(datetime.now(UTC).timestamp())
+        answer = await page.request.post(
+            f"{blueprint_sandbox.url}/sandbox/webhooks/deploys",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                TIMESTAMP: str(stamp),
+                SIGNATURE: sign(secret, stamp, body),
+                IDEMPOTENCY_KEY: f"{record.id}:tell deploys",
+            },
+        )
+        return answer.status
+
+    assert await again(blueprint_sandbox.service.settings.webhook_secret) == 200
+    assert await again("someone else's secret") == 401
+    forged, repeated = deliveries.first, deliveries.nth(1)
+    await expect(repeated.locator(".badge")).to_have_text(["200", "duplicate"])
+    await expect(forged).to_have_attribute("data-status", "401")
+    await expect(forged.locator(".wh-signed")).to_have_text("signature ✗")
+    await expect(forged.locator(".wh-attempt")).to_have_text("attempt 5")
+    await forged.locator(".wh-body > summary").click()
+    await expect(forged.locator(".wh-body pre")).to_have_text('{\n  "service": "api"\n}')
+    delivered = deliveries.nth(2)
+    await delivered.locator(".wh-body > summary").click()
+    await expect(delivered.locator(".wh-body pre")).to_contain_text('"by": "U0RITA"')
+    await shot(page, "13-webhooks")
+
+
+async def test_deploy_through_its_form_approved_and_delivered(page: Page, sandbox: Sandbox) -> None:
+    """The shipped `/deploy`, with nothing configured: its form, its approval, its signed
+    webhook landing in the sandbox's receiver, and the requester told."""
+    await act_as(page, "U0RITA")
+    await open_conversation(page, "C0GENERAL")
+    await say(page, "/deploy")
+    modal = page.locator("#modal")
+    await expect(modal.locator("#modal-title")).to_have_text("Request a deploy")
+
+    def block(name: str) -> Locator:
+        return modal.locator(f'[data-input-block="{name}"]')
+
+    await expect(modal.locator(".modal-input > label")).to_have_text(
+        ["Service", "Version", "Approvers", "Notes (optional)"]
+    )
+    await block("service").locator("select").select_option("api")
+    await block("version").locator("input").fill("2.3 beta")
+    await block("approvers").locator("select").select_option("U0ALICE")
+    await block("notes").locator("textarea").fill("After the freeze.")
+    await page.click("#modal-submit")  # the model refuses the version, under its input
+    await expect(block("version").locator(".input-error")).to_have_text(
+        "A version is one word of letters, digits, dots, dashes or plus signs, like 2.3 or "
+        "v2.3.1-rc1"
+    )
+    await shot(page, "15-deploy-form-error")
+    await block("version").locator("input").fill("2.3")
+    await page.click("#modal-submit")
+    await expect(modal).to_contain_text("Deploy of api 2.3 sent for approval to @alice.")
+    await page.click("#modal-cancel")
+    await expect(modal).to_have_count(0)
+
+    await act_as(page, "U0ALICE")
+    await open_conversation(page, sandbox.slack.dm_channel("U0ALICE"))
+    request = page.locator(".message", has_text="Deploy api version 2.3")
+    await expect(request).to_contain_text("After the freeze.")
+    await request.locator('button.bk-button[data-action-id="approval_approve"]').click()
+
+    delivered = page.locator("#webhooks .webhook")
+    await expect(delivered).to_have_count(1)
+    await expect(delivered.locator(".wh-signed")).to_have_text("signature ✓")
+    await expect(delivered.first).to_contain_text('"service": "api"')
+    await act_as(page, "U0RITA")
+    await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
+    await expect(page.locator("#messages")).to_contain_text("approved by @alice and handed over")
+    await expect(page.locator(".workflow").first.locator(".badge")).to_have_text("deployed")
+    await shot(page, "16-deploy-delivered")
+
+
+def test_the_page_shows_every_emoji_the_bot_writes() -> None:
+    """Slack turns `:rocket:` into 🚀; the page must know each shortcode the bot's
+    messages start with, or a person reads the code."""
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "bot/sandbox/static/app.js").read_text()
+    known = set(re.findall(r"(\w+): \"", script.split("const EMOJI = {", 1)[1].split("}", 1)[0]))
+    written = {
+        code
+        for path in (root / "bot").rglob("*.py")
+        for code in re.findall(r"[\"']:([a-z_]+): ", path.read_text())
+    }
+    assert written
+    assert written <= known, f"the page cannot show {sorted(written - known)}"

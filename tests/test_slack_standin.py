@@ -344,6 +344,29 @@ async def test_views_slack_would_refuse_are_invalid_arguments(
     assert opened["view"]["title"]["text"] == "Deny request"
 
 
+async def test_checkbox_options_are_taken_and_checked(slack: SlackStandin) -> None:
+    """slack_sdk parses a checkbox's options into `Option`s, whose keys it keeps to itself:
+    the built-in Slack knows them, so checkboxes open and a misspelt key in one is
+    refused."""
+    option = {"text": {"type": "plain_text", "text": "Announce"}, "value": "yes"}
+
+    def asking(kind: str, **extra: Any) -> dict[str, Any]:
+        element = {"type": kind, "action_id": "a", "options": [{**option, **extra}]}
+        block = {"type": "input", "block_id": "b", "label": option["text"], "element": element}
+        return modal(blocks=[block], submit={"type": "plain_text", "text": "Go"})
+
+    web = client(slack)
+    for kind in ("checkboxes", "radio_buttons"):
+        opened = await web.views_open(trigger_id=slack.trigger(ALICE), view=asking(kind))
+        assert opened["view"]["blocks"][0]["element"]["options"] == [option]
+    bad = asking("checkboxes", colour="blue")
+    body = await refused(web.views_open(trigger_id=slack.trigger(ALICE), view=bad))
+    assert any(
+        "invalid additional property: colour [json-pointer:/view/blocks/0/element/options/0]" in m
+        for m in body["response_metadata"]["messages"]
+    ), body
+
+
 async def test_views_update_push_and_their_errors(slack: SlackStandin) -> None:
     web = client(slack)
     first = (await web.views_open(trigger_id=slack.trigger(ALICE), view=modal("One")))["view"]

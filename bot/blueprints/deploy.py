@@ -17,9 +17,10 @@ deploy; the requester is told how it went either way. Settings, from the environ
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from bot.blueprint import Blueprint, Invocation, Launch
 from bot.config import BlueprintSettings, CommaList
@@ -42,6 +43,7 @@ class DeploySettings(BlueprintSettings):
 
 
 SETTINGS = DeploySettings()
+VERSION = re.compile(r"^[\w.+-]{1,64}$")
 
 
 class DeployForm(BaseModel):
@@ -49,10 +51,7 @@ class DeployForm(BaseModel):
 
     service: Annotated[str, Choices(SETTINGS.services)] = Field(title="Service")
     version: str = Field(
-        title="Version",
-        description="The version or tag to deploy",
-        pattern=r"^[\w.+-]{1,64}$",
-        examples=["2.3"],
+        title="Version", description="The version or tag to deploy", examples=["2.3"]
     )
     approvers: list[UserId] = Field(
         list(SETTINGS.approvers) or ...,  # the configured ones, or required
@@ -60,6 +59,16 @@ class DeployForm(BaseModel):
         description="Who must approve",
     )
     notes: Annotated[str, Multiline()] = Field("", title="Notes", max_length=2000)
+
+    @field_validator("version")
+    @classmethod
+    def _a_version(cls, version: str) -> str:
+        if not VERSION.match(version):
+            raise ValueError(
+                "a version is one word of letters, digits, dots, dashes or plus signs, "
+                "like 2.3 or v2.3.1-rc1"
+            )
+        return version
 
 
 class Deploy(Workflow):

@@ -23,6 +23,8 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
     InputBlock,
     InputInteractiveElement,
+    Option,
+    OptionGroup,
     PlainTextInputElement,
     SectionBlock,
     TextObject,
@@ -43,6 +45,11 @@ PLAIN_ONLY: tuple[tuple[type[JsonObject], tuple[str, ...]], ...] = (
     (InputInteractiveElement, ("placeholder",)),
     (View, ("title", "submit", "close")),
 )
+# Models with a `to_dict` of their own leave `attributes` empty: their keys, as in a block.
+OWN_KEYS: dict[type[JsonObject], frozenset[str]] = {
+    Option: frozenset({"text", "value", "description", "url"}),
+    OptionGroup: frozenset({"label", "options"}),
+}
 
 
 class BlockKitError(ValueError):
@@ -147,8 +154,9 @@ def _object(model: JsonObject, raw: dict[str, Any], at: str) -> list[str]:
     except SlackObjectFormationError as e:
         problems.append(f"{e} [json-pointer:{at}]")
     problems += _missed(model, raw, at)
+    allowed = model.attributes or OWN_KEYS.get(type(model), frozenset())
     for key, value in raw.items():
-        if key not in model.attributes:
+        if key not in allowed:
             problems.append(f"invalid additional property: {key} [json-pointer:{at}]")
             continue
         parsed = getattr(model, key, None)

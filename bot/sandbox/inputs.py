@@ -76,6 +76,8 @@ def _entry(element: dict[str, Any], given: Any) -> tuple[dict[str, Any], str | N
     kind = str(element.get("type", ""))
     entry: dict[str, Any] = {"type": kind}
     if kind in TEXT_SHAPES:
+        if isinstance(given, list | tuple):
+            raise ValueError(f"a {kind} holds one value, not a list")
         text = None if given in (None, "") else str(given)
         entry[TEXT_SHAPES[kind]] = text
         if text is None:

@@ -6,7 +6,9 @@ Routes on that port:
   production, on its own SQLite file by default);
 - `/api/*`, `/response/*`, `/socket`: the built-in Slack (`SlackStandin`) the bot talks to;
 - `/`, `/static/*`, `/sandbox/api/*`: the page, and the JSON API and server-sent events it
-  uses to act as a person (type commands, click buttons, submit modals) and to watch.
+  uses to act as a person (type commands, click buttons, submit modals) and to watch;
+- `/sandbox/webhooks/*`: the built-in webhook receiver (bot.sandbox.receiver), where
+  webhook steps deliver unless a blueprint names a URL of its own (`WEBHOOK_RECEIVER`).
 
 The blueprints are those `BLUEPRINTS` names, as for `approval-bot run`; the built-in Slack
 is the app installed from their manifest (bot.manifest): it knows their slash commands and
@@ -34,6 +36,7 @@ from bot import views
 from bot.loading import load_blueprints
 from bot.manifest import manifest
 from bot.sandbox.memory import SlackMemory
+from bot.sandbox.receiver import WebhookReceiver
 from bot.sandbox.slack import BOT_USER_ID, SLACKBOT, Message, SlackStandin
 from bot.server import web_app
 from bot.service import Service, build
@@ -78,6 +81,7 @@ class Sandbox:
     memory: SlackMemory
     restored: int
     """How many messages of an earlier run the built-in Slack brought back."""
+    receiver: WebhookReceiver
 
     async def close(self) -> None:
         await self.runner.cleanup()
@@ -111,7 +115,15 @@ async def running_sandbox(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     base = f"http://{host}:{sock.getsockname()[1]}"
-    settings = settings.model_copy(update={"slack_api_url": f"{base}/api/"})
+    settings = settings.model_copy(
+        update={
+            "slack_api_url": f"{base}/api/",
+            # Webhook steps sign with a secret the receiver knows, and deliver to it.
+            "webhook_secret": settings.webhook_secret or secrets.token_hex(16),
+            "webhook_receiver": f"{base}/sandbox/webhooks/",
+        }
+    )
+    receiver = WebhookReceiver(settings.webhook_secret)
     installed = manifest(loaded)
     slack = SlackStandin(
         signing_secret=signing_secret,
@@ -129,14 +141,15 @@ async def running_sandbox(
     service = build(settings, sweep_interval=sweep_interval, blueprints=loaded)
     app = web_app(service)
     app.add_routes(slack.routes())
-    page = PageApi(slack, service)
+    app.add_routes(receiver.routes())
+    page = PageApi(slack, service, receiver)
     app.add_routes(page.routes())
     app.on_shutdown.append(page.shutdown)
     await service.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    sandbox = Sandbox(slack, service, base, runner, memory, restored)
+    sandbox = Sandbox(slack, service, base, runner, memory, restored, receiver)
     try:
         yield sandbox
     finally:
@@ -177,9 +190,10 @@ def forget(database_url: str) -> None:
 
 
 class PageApi:
-    def __init__(self, slack: SlackStandin, service: Service) -> None:
+    def __init__(self, slack: SlackStandin, service: Service, receiver: WebhookReceiver) -> None:
         self.slack = slack
         self.service = service
+        self.receiver = receiver
         self._streams: set[asyncio.Task[Any]] = set()
 
     async def shutdown(self, app: web.Application) -> None:
@@ -245,6 +259,8 @@ class PageApi:
                 },
                 "views": views,
                 "workflows": await self._workflows(),
+                "webhooks": self.receiver.as_json(),
+                "webhooks_failing": self.receiver.failing,
             },
             dumps=_dumps,
         )
@@ -413,11 +429,13 @@ class PageApi:
         view = self._view(user, body)
         values = body.get("values")
         if not isinstance(values, dict) or not all(
-            isinstance(v, dict) and all(isinstance(t, str) for t in v.values())
-            for v in values.values()
+            isinstance(v, dict) and all(_entered(t) for t in v.values()) for v in values.values()
         ):
-            return _error("values must map block ids to action ids to text")
-        answer = await self.slack.submit_view(user, view, values)
+            return _error("values must map block ids to action ids to text or lists of text")
+        try:
+            answer = await self.slack.submit_view(user, view, values)
+        except ValueError as e:  # no such input or option: the page sent what no one can
+            return _error(str(e))
         if view.errors and not view.closed:
             return web.json_response({"ok": True, "errors": view.errors})
         if answer.status != 200:
@@ -446,7 +464,7 @@ class PageApi:
         )
         await response.prepare(request)
         changed = asyncio.Event()
-        unsubscribe = self.slack.subscribe(changed.set)
+        unsubscribes = [self.slack.subscribe(changed.set), self.receiver.subscribe(changed.set)]
         task = asyncio.current_task()
         if task is not None:
             self._streams.add(task)
@@ -464,7 +482,8 @@ class PageApi:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            unsubscribe()
+            for unsubscribe in unsubscribes:
+                unsubscribe()
             self._streams.discard(task)
         return response
 
@@ -473,6 +492,14 @@ class PageApi:
         return tuple(
             (r.id, r.updated_at if isinstance(r, CorruptRecord) else r.version) for r in records
         )
+
+
+def _entered(value: object) -> bool:
+    """What a person can enter in one input: text, or the values chosen in a multi-select
+    or checkboxes."""
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    )
 
 
 def _error(message: str) -> web.Response:

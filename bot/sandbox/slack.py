@@ -606,13 +606,7 @@ class SlackStandin:
             raise SlackError("hash_conflict")
         view = _json_field(params.get("view"))
         check_view(view, str(found.view.get("type")))
-        found.view = {
-            **view,
-            **{k: found.view[k] for k in ("id", "team_id", "app_id", "bot_id", "root_view_id")},
-            "state": {"values": {}},
-            "hash": uuid.uuid4().hex,
-        }
-        found.errors = {}
+        _replace(found, view)
         return {"view": found.view}
 
     async def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -756,10 +750,12 @@ class SlackStandin:
         time, a list for multi-selects and checkboxes.
 
         The inputs are checked as Slack's client checks them before sending anything (a
-        required input left empty, a number out of its bounds, text over its length, an
-        option the element does not offer): those errors are shown on the view and the
-        app hears nothing (status 0). Every input block reaches the app, unfilled ones as
-        Slack sends them (a null value)."""
+        required input left empty, a number out of its bounds, text over its length):
+        those errors are shown on the view and the app hears nothing (status 0); an option
+        the element does not offer cannot be chosen at all (`ValueError`). Every input
+        block reaches the app, unfilled ones as Slack sends them (a null value). The app's
+        answer is applied as Slack applies it: errors under the inputs, the modal replaced
+        by its `update` view, or closed."""
         state, errors = submission_state(view.view, values)
         if errors:
             view.errors = errors
@@ -781,8 +777,19 @@ class SlackStandin:
             urlencode({"payload": json.dumps(payload)}), "interactive", payload, **send
         )
         body = answer.json if isinstance(answer.json, dict) else {}
-        if answer.status == 200 and body.get("response_action") == "errors":
+        action = body.get("response_action") if answer.status == 200 else None
+        if action == "errors":
             view.errors = dict(body.get("errors") or {})
+        elif action == "update":
+            # Slack replaces the modal with the app's view, once it passes Block Kit's
+            # checks; a view Slack would refuse leaves the modal as it was, and the person
+            # reads that the app did not answer properly.
+            try:
+                check_view(body.get("view"))
+            except BlockKitError as e:
+                view.errors = {"": f"The app's answer was refused: {e.error}"}
+            else:
+                _replace(view, body["view"])
         elif answer.status == 200:
             view.closed = True
         await self._notify()
@@ -950,6 +957,17 @@ async def _arguments(request: web.Request, *, takes_json: bool) -> tuple[dict[st
     token = token or form.get("token", "")
     params.update({k: v for k, v in form.items() if k != "token"})
     return params, token
+
+
+def _replace(found: View, view: dict[str, Any]) -> None:
+    """`found` shows `view` now: same id, a new hash, its inputs empty (as Slack does)."""
+    found.view = {
+        **view,
+        **{k: found.view[k] for k in ("id", "team_id", "app_id", "bot_id", "root_view_id")},
+        "state": {"values": {}},
+        "hash": uuid.uuid4().hex,
+    }
+    found.errors = {}
 
 
 def _required(params: dict[str, Any], *names: str) -> None:

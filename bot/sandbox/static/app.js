@@ -2,13 +2,14 @@
  * Approvals sandbox: a small Slack look-alike for trying the approval bot without a workspace.
  * The page fetches /sandbox/api/state for the "Acting as" user whenever the server's event
  * stream says something changed, then renders the conversations, the messages (Block Kit or
- * mrkdwn), the open modal and the workflows panel. Sending, clicking buttons and submitting
+ * mrkdwn), the open modal, the workflows panel and the webhooks panel (what the built-in
+ * receiver got). Sending, clicking buttons and submitting
  * or cancelling modals are POSTed to /sandbox/api/*, after which the state is fetched again.
  */
 "use strict";
 
 const API = "/sandbox/api";
-const EMOJI = { white_check_mark: "✅", no_entry: "⛔", hourglass: "⌛", warning: "⚠️", x: "❌" };
+const EMOJI = { white_check_mark: "✅", no_entry: "⛔", no_entry_sign: "🚫", hourglass: "⌛", warning: "⚠️", x: "❌", rocket: "🚀", lock: "🔒", unlock: "🔓" };
 const ENDED = ["finished", "failed", "cancelled"];
 
 const ui = {
@@ -21,6 +22,7 @@ const ui = {
   pendingClicks: new Set(), // "ts action_id" of clicks awaiting their response
   openHistories: new Set(), // workflow ids whose history is expanded
   openDetails: new Set(), // workflow ids whose engine details are expanded
+  openBodies: new Set(), // ids of webhook deliveries whose body is expanded
   submitErrors: {}, // view id -> errors from the last submit response
   rendered: {}, // signatures of what is on screen, to skip needless re-renders
 };
@@ -143,6 +145,7 @@ function render(data) {
   renderConversation();
   renderModal((data.views || [])[0]);
   renderWorkflows(data.workflows || []);
+  renderWebhooks(data.webhooks || [], data.webhooks_failing || 0);
 }
 
 /* ---------- acting user, sidebar, unread dots ---------- */
@@ -493,11 +496,12 @@ function handleMentionKeys(event) {
 function renderModal(entry) {
   let modal = $("modal");
   if (!entry || !entry.view) { if (modal) modal.remove(); return; }
-  if (!modal || modal.dataset.viewId !== String(entry.id)) {
+  // A view the app replaced (response_action: update, views.update) has a new hash.
+  if (!modal || modal.dataset.viewId !== String(entry.id) || modal.dataset.viewHash !== String(entry.view.hash)) {
     if (modal) modal.remove();
     modal = buildModal(entry);
     document.body.append(modal);
-    const first = modal.querySelector("[data-block-id]");
+    const first = modal.querySelector(".modal-body input, .modal-body select, .modal-body textarea");
     if (first) first.focus();
   }
   updateModalErrors(entry);
@@ -507,7 +511,8 @@ function buildModal({ id, view }) {
   const cancel = el("button", { type: "button", id: "modal-cancel", className: "btn" }, textOf(view.close) || "Cancel");
   // As in Slack, a modal without `submit` (one that only shows something) has no submit button.
   const submit = view.submit ? el("button", { type: "submit", id: "modal-submit", className: "btn primary" }, textOf(view.submit)) : null;
-  const form = el("form", { className: "modal-card", role: "dialog", "aria-modal": "true", "aria-labelledby": "modal-title" },
+  // novalidate: Slack's client checks the inputs (the built-in Slack does), not the browser.
+  const form = el("form", { className: "modal-card", role: "dialog", "aria-modal": "true", "aria-labelledby": "modal-title", novalidate: true },
     el("h2", { id: "modal-title" }, textOf(view.title)),
     el("div", { className: "modal-body" }, ...(view.blocks || []).map(renderModalBlock)),
     el("div", { className: "modal-actions" }, cancel, submit));
@@ -516,25 +521,125 @@ function buildModal({ id, view }) {
     if (submit) submitModal(id);
   });
   cancel.addEventListener("click", () => cancelModal(id));
-  return el("div", { id: "modal", className: "modal-overlay", "data-view-id": id }, form);
+  return el("div", { id: "modal", className: "modal-overlay", "data-view-id": id, "data-view-hash": view.hash }, form);
 }
 
 function renderModalBlock(block) {
   if (!block || block.type !== "input") return renderBlocks([block]);
   const element = block.element || {};
   const inputId = `input-${block.block_id}`;
-  const wrapper = el("div", { className: "modal-input", "data-input-block": block.block_id },
-    el("label", { for: inputId }, textOf(block.label)));
-  if (element.type === "plain_text_input") {
-    const field = el(element.multiline ? "textarea" : "input", {
-      id: inputId, type: element.multiline ? null : "text", rows: element.multiline ? "4" : null,
-      "data-block-id": block.block_id, "data-action-id": element.action_id,
-      placeholder: textOf(element.placeholder) || null, maxlength: element.max_length,
-    });
-    field.value = element.initial_value || "";
-    wrapper.append(field);
+  const label = el("label", { id: `${inputId}-label`, for: inputId }, textOf(block.label),
+    block.optional ? el("span", { className: "optional" }, " (optional)") : null);
+  const keys = { id: inputId, "data-block-id": block.block_id, "data-action-id": element.action_id };
+  const render = Object.hasOwn(INPUT_RENDERERS, element.type) ? INPUT_RENDERERS[element.type] : null;
+  return el("div", { className: "modal-input", "data-input-block": block.block_id, "data-element": element.type },
+    label,
+    render ? el("div", { className: "input-control" }, render(element, keys)) : el("p", { className: "empty" }, `(${element.type} input)`),
+    block.hint ? el("div", { className: "input-hint" }, textOf(block.hint)) : null);
+}
+
+/*
+ * One renderer per Block Kit input element. The node carrying data-block-id is the one
+ * whose entry is read on submit (inputValue): a field's own value, or for checkboxes and
+ * multi-selects (data-kind) the values chosen in it.
+ */
+const INPUT_RENDERERS = {
+  plain_text_input: (e, keys) => withValue(el(e.multiline ? "textarea" : "input", {
+    ...keys, type: e.multiline ? null : "text", rows: e.multiline ? "4" : null,
+    placeholder: textOf(e.placeholder) || null, maxlength: e.max_length, minlength: e.min_length,
+  }), e.initial_value),
+  // A text field, as Slack's: the browser's own number checks would pre-empt Slack's.
+  number_input: (e, keys) => withValue(el("input", {
+    ...keys, type: "text", inputmode: e.is_decimal_allowed ? "decimal" : "numeric",
+    placeholder: textOf(e.placeholder) || null,
+  }), e.initial_value),
+  static_select: (e, keys) => selectOf(keys, e.placeholder, optionsOf(e), e.initial_option && e.initial_option.value),
+  users_select: (e, keys) => selectOf(keys, e.placeholder, peopleOf(), e.initial_user),
+  conversations_select: (e, keys) => selectOf(keys, e.placeholder, conversationsOf(), e.initial_conversation),
+  multi_static_select: (e, keys) => multiSelect(keys, e.placeholder, optionsOf(e), (e.initial_options || []).map((o) => o.value)),
+  multi_users_select: (e, keys) => multiSelect(keys, e.placeholder, peopleOf(), e.initial_users || []),
+  checkboxes: renderCheckboxes,
+  datepicker: (e, keys) => withValue(el("input", { ...keys, type: "date" }), e.initial_date),
+  timepicker: (e, keys) => withValue(el("input", { ...keys, type: "time" }), e.initial_time),
+  datetimepicker: (e, keys) => el("span", { className: "date-time" },
+    withValue(el("input", { ...keys, type: "datetime-local", "data-kind": "unix" }), localFromUnix(e.initial_date_time)),
+    el("span", { className: "unit" }, "UTC")),
+};
+
+function withValue(field, value) {
+  field.value = value ?? "";
+  return field;
+}
+
+const optionsOf = (e) => [...(e.options || []), ...(e.option_groups || []).flatMap((g) => g.options || [])]
+  .map((o) => ({ value: o.value, text: textOf(o.text) }));
+const peopleOf = () => ((ui.data && ui.data.users) || []).map((u) => ({ value: u.id, text: u.name }));
+const conversationsOf = () => ((ui.data && ui.data.conversations) || []).map((c) => ({ value: c.id, text: c.name }));
+
+/** A dropdown, as Slack's: the placeholder until something is chosen. */
+function selectOf(keys, placeholder, choices, initial) {
+  const select = el("select", keys,
+    el("option", { value: "" }, textOf(placeholder) || "Select an item"),
+    ...choices.map((c) => el("option", { value: c.value }, c.text)));
+  select.value = choices.some((c) => c.value === initial) ? initial : "";
+  select.classList.toggle("unset", !select.value);
+  select.addEventListener("change", () => select.classList.toggle("unset", !select.value));
+  return select;
+}
+
+/** Slack's multi-select: the chosen items as tokens (× removes one), a dropdown adds more. */
+function multiSelect(keys, placeholder, choices, initial) {
+  const { id, ...rest } = keys;
+  const box = el("div", { ...rest, className: "multi-select", "data-kind": "multi", role: "group", "aria-labelledby": `${id}-label` });
+  const tokens = el("ul", { className: "tokens" });
+  const add = el("select", { id, className: "unset" });
+  const chosen = new Set(initial.filter((v) => choices.some((c) => c.value === v)));
+  const draw = () => {
+    tokens.replaceChildren(...choices.filter((c) => chosen.has(c.value)).map((c) =>
+      el("li", { className: "token", "data-value": c.value }, el("span", { className: "token-text" }, c.text),
+        el("button", { type: "button", "aria-label": `Remove ${c.text}`, "data-remove": c.value }, "×"))));
+    add.replaceChildren(el("option", { value: "" }, textOf(placeholder) || "Select items"),
+      ...choices.filter((c) => !chosen.has(c.value)).map((c) => el("option", { value: c.value }, c.text)));
+    add.value = "";
+  };
+  add.addEventListener("change", () => { if (add.value) chosen.add(add.value); draw(); });
+  tokens.addEventListener("click", (event) => {
+    const remove = event.target.closest("[data-remove]");
+    if (remove) { chosen.delete(remove.dataset.remove); draw(); add.focus(); }
+  });
+  draw();
+  box.append(tokens, add);
+  return box;
+}
+
+function renderCheckboxes(e, keys) {
+  const { id, ...rest } = keys;
+  const checked = new Set((e.initial_options || []).map((o) => o.value));
+  return el("div", { ...rest, className: "checkboxes", "data-kind": "checkboxes", role: "group", "aria-labelledby": `${id}-label` },
+    ...optionsOf(e).map((o, i) => {
+      const box = el("input", { type: "checkbox", id: i ? `${id}-${i}` : id, value: o.value });
+      box.checked = checked.has(o.value);
+      return el("label", { className: "checkbox" }, box, ` ${o.text}`);
+    }));
+}
+
+/** The browser's datetime-local value for a Unix time, read as UTC (as the forms' datetimes). */
+function localFromUnix(seconds) {
+  if (seconds === undefined || seconds === null || seconds === "") return "";
+  const date = new Date(Number(seconds) * 1000);
+  return isNaN(date) ? "" : date.toISOString().slice(0, 16);
+}
+
+/** What one input holds, as the built-in Slack takes it: text, or a list of chosen values. */
+function inputValue(node) {
+  const kind = node.dataset.kind;
+  if (kind === "multi") return [...node.querySelectorAll(".token")].map((t) => t.dataset.value);
+  if (kind === "checkboxes") return [...node.querySelectorAll("input:checked")].map((box) => box.value);
+  if (kind === "unix") {
+    const time = node.value ? Date.parse(`${node.value}Z`) : NaN;
+    return isNaN(time) ? "" : String(Math.floor(time / 1000));
   }
-  return wrapper;
+  return node.value;
 }
 
 /** Shows each error (from the state or the last submit response) under its input. */
@@ -544,9 +649,9 @@ function updateModalErrors(entry) {
     const message = errors[wrapper.dataset.inputBlock];
     let line = wrapper.querySelector(".input-error");
     if (!message) { if (line) line.remove(); continue; }
-    if (!line) {
+    if (!line) { // under the input, above its hint, as in Slack
       line = el("div", { className: "input-error", role: "alert" });
-      wrapper.append(line);
+      wrapper.insertBefore(line, wrapper.querySelector(".input-hint"));
     }
     line.textContent = message;
   }
@@ -555,7 +660,7 @@ function updateModalErrors(entry) {
 async function submitModal(viewId) {
   const values = {};
   for (const field of document.querySelectorAll("#modal [data-block-id]")) {
-    (values[field.dataset.blockId] ||= {})[field.dataset.actionId] = field.value;
+    (values[field.dataset.blockId] ||= {})[field.dataset.actionId] = inputValue(field);
   }
   $("modal-submit").disabled = true;
   const result = await post("/submit", { view_id: viewId, values });
@@ -644,6 +749,48 @@ function renderHistory(w) {
   return details;
 }
 
+/* ---------- webhooks panel ---------- */
+
+function renderWebhooks(deliveries, failing) {
+  $("failing").textContent = failing ? `The next ${failing === 1 ? "delivery gets" : `${failing} deliveries get`} 500.` : "";
+  const signature = JSON.stringify(deliveries);
+  if (signature === ui.rendered.webhooks) return;
+  ui.rendered.webhooks = signature;
+  $("webhook-list").replaceChildren(...(deliveries.length ? deliveries.map(renderDelivery)
+    : [el("p", { className: "empty" }, "No webhooks yet. Webhook steps deliver here.")]));
+}
+
+function renderDelivery(d) {
+  const outcome = d.status >= 200 && d.status < 300 ? "ok" : d.status >= 500 ? "failed" : "refused";
+  const body = el("details", { className: "wh-body", open: ui.openBodies.has(d.id) },
+    el("summary", {}, "Body"),
+    el("pre", {}, typeof d.body === "string" ? d.body : JSON.stringify(d.body, null, 2)));
+  body.addEventListener("toggle", () => {
+    if (body.open) ui.openBodies.add(d.id);
+    else ui.openBodies.delete(d.id);
+  });
+  return el("div", { className: "webhook", "data-name": d.name, "data-status": d.status, "data-attempt": d.attempt,
+    "data-signed": String(d.signed), "data-duplicate": String(d.duplicate) },
+    el("div", { className: "wf-head" },
+      el("span", { className: `badge answer-${outcome}`, title: JSON.stringify(d.answer) }, String(d.status)),
+      el("strong", { className: "wh-name" }, d.name),
+      d.duplicate ? el("span", { className: "badge duplicate", title: "This key was delivered before: accepted, nothing done" }, "duplicate") : null,
+      el("span", { className: "wf-when" }, clockFromIso(d.received_at))),
+    el("div", { className: "wh-facts" },
+      el("span", { className: d.signed ? "wh-signed good" : "wh-signed bad" }, d.signed ? "signature ✓" : "signature ✗"),
+      el("span", { className: "wh-attempt" }, `attempt ${d.attempt}`)),
+    d.idempotency_key ? el("code", { className: "wh-key", title: "Idempotency-Key: workflow id and step name" }, d.idempotency_key)
+      : el("span", { className: "wh-key missing" }, "no Idempotency-Key"),
+    body);
+}
+
+async function failDeliveries(event) {
+  event.preventDefault();
+  const count = Number($("fail-count").value);
+  if (!Number.isInteger(count) || count < 0) { showNotice("Say how many deliveries should fail: 0 or more."); return; }
+  await post("/webhooks/fail", { count });
+}
+
 /* ---------- start ---------- */
 
 function listenForChanges() {
@@ -663,6 +810,7 @@ function start() {
     if (button) selectConversation(button.dataset.conversation);
   });
   $("messages").addEventListener("click", onMessageClick);
+  $("webhook-fail").addEventListener("submit", failDeliveries);
   const composer = $("composer");
   composer.addEventListener("keydown", onComposerKeydown);
   composer.addEventListener("input", updateMentions);
