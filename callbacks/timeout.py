@@ -8,7 +8,7 @@ fires as soon as one starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from workflows import CallbackRequest, Engine
@@ -16,9 +16,12 @@ from workflows import CallbackRequest, Engine
 
 @dataclass(frozen=True)
 class Timeout:
-    """Handler: `On("timeout", Timeout(after=timedelta(hours=24)), ...)`."""
+    """Handler: `On("timeout", Timeout(after=timedelta(hours=24)), ...)`, or at a moment
+    the workflow keeps in its data, `Timeout(at=self.deadline)` (a deadline that moves,
+    such as an extended one: each new wait for it sets its timer at the new moment)."""
 
-    after: timedelta
+    after: timedelta = timedelta(0)
+    at: datetime | None = None
     type: ClassVar[str] = "timeout"
 
     async def handle(self, request: CallbackRequest, input: Any) -> None:
@@ -42,7 +45,8 @@ class TimeoutManager:
 
     async def setup(self, request: CallbackRequest, handler: Timeout) -> str:
         since = request.waiting_since or self.engine.clock.now()
-        timer = await self.engine.add_timer(request, since + handler.after)
+        due = handler.at if handler.at is not None else since + handler.after
+        timer = await self.engine.add_timer(request, due)
         return timer.fire_at.isoformat()
 
     async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None:

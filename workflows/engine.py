@@ -58,6 +58,7 @@ from workflows.interpreter import (
 from workflows.observer import NullObserver, Observer, current_workflow
 from workflows.state import (
     MAIN_THREAD,
+    OPEN,
     RUNNABLE,
     TEARDOWN,
     TERMINAL,
@@ -235,6 +236,46 @@ class Engine:
             due_at=record.due_at,
             created_at=record.created_at,
             updated_at=record.updated_at,
+        )
+
+    async def waiting_request(
+        self, workflow_id: str, event: str, thread: str | None = None
+    ) -> CallbackRequest:
+        """The request that answers the workflow's open wait for `event` (by name; in
+        `thread` when several threads wait for it), as its setup was given: for callers
+        that know what a workflow waits for but not its position, such as a button that
+        outlives many waits. `LookupError` names what it waits for instead (a workflow
+        that ended waits for nothing)."""
+        record = await self.db.get(workflow_id)
+        waits = [
+            (t.id, e)
+            for t in record.state.threads
+            if t.status == ThreadStatus.BLOCKED
+            for e in t.events
+            if e.status in OPEN
+        ]
+        found = [(t, e) for t, e in waits if e.name == event and thread in (None, t)]
+        if not found:
+            where = "" if thread is None else f" in thread {thread!r}"
+            names = ", ".join(f"{e.name!r} ({t})" for t, e in waits) or "nothing"
+            raise LookupError(
+                f"workflow {workflow_id} does not wait for {event!r}{where}; it waits for {names}"
+            )
+        if len(found) > 1:
+            threads = ", ".join(t for t, _ in found)
+            raise LookupError(
+                f"threads {threads} of workflow {workflow_id} all wait for {event!r}: "
+                "say which with thread="
+            )
+        ((thread_id, e),) = found
+        return CallbackRequest(
+            workflow_id=workflow_id,
+            thread_id=thread_id,
+            name=e.name,
+            pc=e.pc,
+            setup_data=e.setup_data,
+            waiting_since=e.since,
+            setup_attempt=e.setup_started,
         )
 
     async def load(self, workflow_id: str) -> Workflow:

@@ -28,7 +28,7 @@ from workflows.engine import Engine
 from workflows.errors import UnknownWorkflowType
 from workflows.resumer import AttachedResumer
 from workflows.state import OPEN, ThreadStatus, WaitEvent
-from workflows.types import CallbackManager, CallbackRequest, Timer
+from workflows.types import CallbackManager, Timer
 from workflows.workflow import Workflow
 
 __all__ = ["DrainResumer", "FakeClock", "WorkflowTestKit"]
@@ -151,30 +151,7 @@ class WorkflowTestKit:
         """Answer the open wait for `event` as the outside world would: with the request
         its setup was given, through `engine.on_callback`. Returns the handler's output.
         `thread` picks the thread when several wait for the same event name."""
-        waits = await self._open(workflow_id)
-        found = [(t, e) for t, e in waits if e.name == event and (thread is None or t == thread)]
-        if not found:
-            where = "" if thread is None else f" in thread {thread!r}"
-            names = ", ".join(f"{e.name!r} ({t})" for t, e in waits) or "nothing"
-            raise LookupError(
-                f"workflow {workflow_id} does not wait for {event!r}{where}; it waits for {names}"
-            )
-        if len(found) > 1:
-            threads = ", ".join(t for t, _ in found)
-            raise LookupError(
-                f"threads {threads} of workflow {workflow_id} all wait for {event!r}: "
-                "say which with thread="
-            )
-        ((thread_id, e),) = found
-        request = CallbackRequest(
-            workflow_id=workflow_id,
-            thread_id=thread_id,
-            name=e.name,
-            pc=e.pc,
-            setup_data=e.setup_data,
-            waiting_since=e.since,
-            setup_attempt=e.setup_started,
-        )
+        request = await self.engine.waiting_request(workflow_id, event, thread)
         return await self.engine.on_callback(request, input, actor=actor)
 
     async def data(self, workflow_id: str, kind: type[W]) -> W:
