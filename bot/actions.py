@@ -107,11 +107,11 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
                 request = messages.decode_request(body["actions"][0]["value"])
             except (KeyError, ValueError, TypeError):
                 await ack()
-                requests_first.later(_tell(respond, "This button is not valid any more."))
+                requests_first.later(tell(respond, "This button is not valid any more."))
                 return
             applying = asyncio.ensure_future(apply(request, user))
             await ack_when_decided(ack, applying)
-            requests_first.later(_tell(respond, applying))
+            requests_first.later(tell(respond, applying))
 
         return click
 
@@ -139,14 +139,14 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
             if isinstance(handler, WaitForUserAction):
                 handler.check(user)
         except (KeyError, ValueError, TypeError):
-            await _tell(respond, "This button is not valid any more.")
+            await tell(respond, "This button is not valid any more.")
             return
         except WorkflowError as e:
-            await _tell(respond, explain(e))
+            await tell(respond, explain(e))
             return
         text = handler.text if isinstance(handler, WaitForUserAction) else ""
         channel = str(body.get("channel", {}).get("id", ""))
-        await _open(
+        await open_modal(
             client,
             respond,
             body,
@@ -170,15 +170,15 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
             request = messages.decode_request(body["actions"][0]["value"])
             summary = (await engine.load(request.workflow_id)).summary()
         except (KeyError, ValueError, TypeError):
-            await _tell(respond, "This button is not valid any more.")
+            await tell(respond, "This button is not valid any more.")
             return
         except WorkflowError as e:
-            await _tell(respond, explain(e))
+            await tell(respond, explain(e))
             return
         if user not in summary.people and user != summary.started_by:
-            await _tell(respond, "Only the requester and the approvers can read this request.")
+            await tell(respond, "Only the requester and the approvers can read this request.")
             return
-        await _open(
+        await open_modal(
             client,
             respond,
             body,
@@ -215,7 +215,7 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
             requests_first.later(_confirm_denial(client, channel, user, applying))
 
 
-async def _open(
+async def open_modal(
     client: AsyncWebClient,
     respond: AsyncRespond,
     body: dict[str, Any],
@@ -228,10 +228,10 @@ async def _open(
     except SlackApiError as e:
         title = (view.get("title") or {}).get("text", "a modal")
         log.warning("could not open %r: %s", title, e.response.get("error"))
-        await _tell(respond, again)
+        await tell(respond, again)
 
 
-async def _tell(respond: AsyncRespond, text: str | asyncio.Future[str]) -> None:
+async def tell(respond: AsyncRespond, text: str | asyncio.Future[str]) -> None:
     """An ephemeral answer to the person who clicked (once their decision is applied)."""
     if not isinstance(text, str):
         text = await text

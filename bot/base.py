@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot import actions, messages
+from bot import actions, messages, requester
 from bot.blueprint import Blueprint, Parts
+from bot.routines.card import Cards
 from bot.routines.notify import Notifications
 from bot.routines.webhook import Webhooks
 from callbacks.button import WaitForButton
+from callbacks.controls import ControlsManager, RequesterControl
 from callbacks.slack import SlackActionManager
 from callbacks.timeout import Timeout, TimeoutManager
 from callbacks.user_action import WaitForUserAction
@@ -58,8 +60,13 @@ def _user_actions(parts: Parts) -> SlackActionManager:
     return SlackActionManager(parts.posts, render_request)
 
 
+def _controls(parts: Parts) -> ControlsManager:
+    return ControlsManager()
+
+
 def _decisions(app: AsyncApp, engine: Engine, parts: Parts) -> None:
     actions.register(app, engine, parts.requests_first)
+    requester.register(app, engine, parts.requests_first)
 
 
 blueprint = Blueprint(
@@ -67,9 +74,10 @@ blueprint = Blueprint(
         Timeout.type: _timeouts,
         WaitForUserAction.type: _user_actions,
         WaitForButton.type: _buttons,
+        RequesterControl.type: _controls,
     },
     listeners=[_decisions],
-    services=[Notifications.of, Webhooks.of],
+    services=[Notifications.of, Webhooks.of, Cards.of],
     scopes={
         "chat:write": "post DMs (Approve / Deny requests, outcomes), delete them, reply "
         "ephemerally",

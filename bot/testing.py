@@ -39,8 +39,8 @@ from bot.commands import choose, made
 from bot.routines.notify import Notifications
 from bot.routines.webhook import IDEMPOTENCY_KEY, Webhooks, verify
 from bot.settings import Settings
+from callbacks import default_callbacks
 from callbacks.button import WaitForButton
-from callbacks.timeout import Timeout, TimeoutManager
 from callbacks.user_action import APPROVE, DENY, WaitForUserAction
 from workflows import CallbackManager, CallbackRequest, Workflow
 from workflows.testing import WorkflowTestKit
@@ -148,7 +148,7 @@ class BlueprintKit:
         self._runner: web.AppRunner | None = None
         self.settings = Settings(webhook_secret=SECRET)
         managers: dict[str, CallbackManager] = {
-            Timeout.type: TimeoutManager(),
+            **default_callbacks(),
             WaitForUserAction.type: self.prompts,
             WaitForButton.type: self.prompts,
             **(callbacks or {}),

@@ -25,6 +25,7 @@ posts, nobody waits for a deletion.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -229,6 +230,7 @@ class SlackActionManager:
     async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
         if request.setup_data:
             await self.posts.delete(json.loads(request.setup_data).get("messages", []))
+            await self.keep_record(request, handler, handled)
         elif request.setup_attempt > 0 and hasattr(handler, "recipients"):
             # A setup began but never recorded what it posted (the process died, or the
             # wait ended first): find those messages by their keys.
@@ -238,6 +240,39 @@ class SlackActionManager:
                     for user in handler.recipients
                 ]
             await self.posts.delete([m for m in found if m is not None])
+
+    async def keep_record(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
+        """Leave each recipient the record `handler.record` makes, once (by thread: one
+        record per person per approval), as background work."""
+        make = getattr(handler, "record", None)
+        if make is None:
+            return
+        with background():
+            for user in handler.recipients:
+                payload = make(user, handled)
+                if payload is not None:
+                    key = record_key(request.workflow_id, request.thread_id)
+                    kept = await self.posts.post_once(request.workflow_id, user, key, payload)
+                    await self.posts.db.record_effect(
+                        shown_key(kept["channel"], kept["ts"]),
+                        shown_digest(payload),
+                        request.workflow_id,
+                    )
+
+
+def shown_key(channel: str, ts: str) -> str:
+    """The effect that holds what a message shows (its payload's digest), so showing the
+    same again asks Slack nothing."""
+    return f"slack:shown:{channel}:{ts}"
+
+
+def shown_digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def record_key(workflow_id: str, thread_id: str) -> str:
+    """The key of the record kept by the person a thread asked."""
+    return f"{workflow_id}:record:{thread_id}"
 
 
 def _key(request: CallbackRequest, user: str) -> str:

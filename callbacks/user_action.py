@@ -31,6 +31,9 @@ class WaitForUserAction:
     panel: int = 0
     """How many approvers the request has in all (0: just `approvers`), for messages that
     say "2 of 3": a workflow may ask each approver in a wait of their own."""
+    record: Callable[[str, bool], dict[str, Any] | None] | None = field(default=None, repr=False)
+    """`record(user, answered)`: the message (`text`, `blocks`) an approver keeps once
+    their DM is deleted, or None for none (a cancelled request says so itself)."""
     type: ClassVar[str] = "slack_user_action"
 
     @property

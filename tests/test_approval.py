@@ -51,7 +51,14 @@ async def test_quorum_then_everything_is_torn_down(make_kit: KitFactory) -> None
         ApprovalRequest(requester="R", approvers=["A", "B", "C"], quorum=2, text="Deploy")
     )
     await kit.drain()
-    assert await kit.waiting(wid) == ["action A", "action B", "action C", "timeout"]
+    assert await kit.waiting(wid) == [
+        "action A",
+        "action B",
+        "action C",
+        "timeout",
+        "extend",
+        "nudge",
+    ]
     await kit.answer(wid, "action A", decision("A"))
     await kit.drain()
     assert notifier.told == []

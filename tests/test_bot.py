@@ -32,7 +32,8 @@ async def test_approve(bot_on_each_db: Bot) -> None:
     info = await bot.service.engine.get(wid)
     assert info.status == "finished"
     assert info.output["outcome"] == "approved"
-    assert len(bot.slack.calls_of("chat.postMessage")) == 3  # two requests, one outcome
+    dms = [c for c in bot.slack.calls_of("chat.postMessage") if c["channel"] in (ALICE, BOB, RITA)]
+    assert len(dms) == 5  # two requests, two records left in their place, one outcome
 
 
 async def test_deny_with_a_reason(bot_on_each_db: Bot) -> None:

@@ -14,7 +14,6 @@ import pytest
 
 from bot import messages
 from bot.routines import ApprovalRuleError, Webhooks, verify
-from bot.routines.approval import SETTLED
 from bot.routines.webhook import SIGNATURE, TIMESTAMP, sign
 from tests.conftest import KitFactory
 from tests.processes import free_port, poll
@@ -92,7 +91,11 @@ async def test_two_approvals_in_sequence(flows: Bot) -> None:
     # Carol's first request stays up while the workflow runs on; her click is refused.
     await bot.slack.click(CAROL, carol_legal, messages.APPROVE_ACTION)
     await poll(
-        lambda: SETTLED in bot.ephemeral_texts(CAROL), 10, "the late click got no explanation"
+        lambda: any(
+            "Already approved by <@U0ALICE> · <!date^" in t for t in bot.ephemeral_texts(CAROL)
+        ),
+        10,
+        "the late click got no explanation",
     )
     await bot.slack.click(BOB, security, messages.APPROVE_ACTION)
     await poll_status(bot, wid, "finished")

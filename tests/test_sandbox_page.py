@@ -153,7 +153,10 @@ async def test_request_then_approve(page: Page, sandbox: Sandbox) -> None:
     await expect(panel.locator(".wf-threads")).to_be_hidden()  # engine detail: folded away
     await shot(page, "2-approver-dm")
     await request.locator('button.bk-button[data-action-id="approval_approve"]').click()
-    await expect(request).to_have_count(0)  # deleted once settled
+    approve = page.locator('button.bk-button[data-action-id="approval_approve"]')
+    await expect(approve).to_have_count(0)  # deleted once settled...
+    kept = page.locator(".message", has_text="You approved")  # ...and a record left instead
+    await expect(kept).to_contain_text("Approved by @alice")
     await expect(page.locator(".message.ephemeral").last).to_contain_text("approval is recorded")
 
     await act_as(page, "U0RITA")

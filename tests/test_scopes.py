@@ -23,7 +23,7 @@ async def approve_while_the_outcome_post_fails(bot: Bot) -> None:
     the step runs again, and must first search the DM for a notice already sent."""
     await bot.slack.slash_command(RITA, f"{at(ALICE)} Deploy api v2.3")
     to_alice = await bot.request_dm(ALICE)
-    bot.slack.fail("chat.postMessage", status=500, times=4)
+    bot.slack.fail("chat.postMessage", status=500, times=4, channel=RITA)  # the outcome
     await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION)
     await bot.gone(to_alice)  # the decision itself needs no history
 
@@ -74,4 +74,5 @@ async def test_without_chat_write_no_approver_is_asked(tmp_path: Path) -> None:
         assert set(slack.errors_of("chat.postMessage")) == {"missing_scope"}
         assert slack.visible(ALICE) == []
         assert [m for m in slack.workspace.messages if not m.ephemeral_to] == []
-        assert await bot.status(await bot.only_workflow()) == "waiting"
+        # The first post (the card) is refused, and the step is retried, never skipped.
+        assert await bot.status(await bot.only_workflow()) == "running"

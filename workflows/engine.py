@@ -162,8 +162,10 @@ class Engine:
         # Workflows created here, leased to this process, not yet executed: the first
         # execution starts from the record as written instead of reading it back.
         self._born: dict[str, Record] = {}
-        for manager in self.callbacks.values():
-            attach = getattr(manager, "attach", None)
+        # Managers and services that need the engine (its clock, database or waits) have
+        # an `attach(engine)`.
+        for part in [*self.callbacks.values(), *self.services.values()]:
+            attach = getattr(part, "attach", None)
             if callable(attach):
                 attach(self)
         if resumer is not None:
@@ -638,6 +640,14 @@ class Engine:
             except (DefinitionError, StatementNotFound, NoManager) as e:
                 _fail(record, f"{type(e).__name__}: {e}")
                 return await self._save_failure(record, wf), budget
+            except RetryLater as later:
+                # Not a failure: due again then. `attempts` is what holds runnable threads
+                # back until `due_at`; a deferral keeps the count it found (at least 1, the
+                # mark), so deferrals alone never fail the workflow, and records no error.
+                record.attempts = max(record.attempts, 1)
+                record.due_at = self.clock.now() + later.delay
+                log.debug("step of workflow %s put off: %s", record.id, later)
+                return await self._save_or_reload(record), budget
             except Exception as e:
                 self.observer.step(record.type, time.perf_counter() - started, False)
                 self.observer.retry(record.type)

@@ -71,9 +71,10 @@ class StepFailed(WorkflowError):
 
 
 class RetryLater(WorkflowError):
-    """Not now: the work (a teardown, say, waiting for a rate budget) is to be tried again
-    after `delay`. Not a failure: nothing is counted against it and no error is recorded,
-    and nothing holds a place in the process while it waits (the due time is stored)."""
+    """Not now: the work (a step or a teardown, say, waiting for a rate budget) is to be
+    tried again after `delay`. Not a failure: nothing is counted against it and no error
+    is recorded, and nothing holds a place in the process while it waits (the due time is
+    stored)."""
 
     def __init__(self, delay: timedelta, message: str | None = None) -> None:
         super().__init__(message or f"retry in {delay.total_seconds():.3f}s")

@@ -29,7 +29,13 @@ from bot.config import BlueprintSettings, CommaList, Duration
 from bot.durations import format_duration
 from bot.forms import Choices, Multiline, UserId
 from bot.messages import mentions, slack_date
-from bot.routines.approval import APPROVED, Approval, approval, check_approvers
+from bot.routines.approval import (
+    APPROVED,
+    Approval,
+    approval,
+    approval_cancelled,
+    check_approvers,
+)
 from bot.routines.notify import Notifications, notify
 from bot.routines.webhook import Webhooks, webhook, webhook_url
 from callbacks.button import WaitForButton
@@ -85,6 +91,7 @@ class Access(Workflow):
     quorum: int = 1
     grant_url: str
     revoke_url: str
+    channel: str = ""
     sign_off: Approval = Field(default_factory=Approval)
     granted_at: datetime | None = None
     ended_by: str = ""
@@ -104,11 +111,14 @@ class Access(Workflow):
     def until(self) -> datetime | None:
         return None if self.granted_at is None else self.granted_at + self.duration
 
-    def definition(self) -> Stmt:
-        text = (
+    @property
+    def text(self) -> str:
+        return (
             f"Access to *{self.resource}* for {format_duration(self.duration)}\n"
             f"*Reason:* {self.reason}"
         )
+
+    def definition(self) -> Stmt:
         return S(
             approval(
                 self,
@@ -116,8 +126,9 @@ class Access(Workflow):
                 self.sign_off,
                 approvers=self.approvers,
                 requester=self.requester,
-                text=text,
+                text=self.text,
                 quorum=self.quorum,
+                channel=self.channel,
             ),
             If(
                 self.sign_off.outcome != APPROVED,
@@ -190,6 +201,17 @@ class Access(Workflow):
     async def on_cancel(self, reason: str, actor: str) -> None:
         """A cancel never leaves access behind: revoke what was granted (the same key as
         the revoke step, so a receiver that had it already ignores it)."""
+        await approval_cancelled(
+            self,
+            "sign-off",
+            self.sign_off,
+            approvers=self.approvers,
+            requester=self.requester,
+            text=self.text,
+            quorum=self.quorum,
+            reason=reason,
+            actor=actor,
+        )
         text = f":no_entry_sign: Your access request for *{self.resource}* was cancelled."
         if self.granted_at is not None and self.revoked_at is None:
             await self.service(Webhooks).deliver(
@@ -227,6 +249,7 @@ def start(command: Invocation, form: AccessForm) -> Access:
     return Access(
         requester=command.user,
         quorum=SETTINGS.quorum,
+        channel=command.channel,
         grant_url=webhook_url(SETTINGS.grant_url, settings, "access-grant", "ACCESS_GRANT_URL"),
         revoke_url=webhook_url(SETTINGS.revoke_url, settings, "access-revoke", "ACCESS_REVOKE_URL"),
         **form.model_dump(),

@@ -26,7 +26,13 @@ from bot.blueprint import Blueprint, Invocation, Launch
 from bot.config import BlueprintSettings, CommaList
 from bot.forms import Choices, Multiline, UserId
 from bot.messages import mentions
-from bot.routines.approval import APPROVED, Approval, approval, check_approvers
+from bot.routines.approval import (
+    APPROVED,
+    Approval,
+    approval,
+    approval_cancelled,
+    check_approvers,
+)
 from bot.routines.notify import Notifications, notify
 from bot.routines.webhook import webhook, webhook_url
 from workflows import If, S, Step, Summary, Workflow
@@ -81,6 +87,7 @@ class Deploy(Workflow):
     approvers: list[str]
     quorum: int = 1
     url: str
+    channel: str = ""
     sign_off: Approval = Field(default_factory=Approval)
     deployed: bool = False
 
@@ -99,6 +106,7 @@ class Deploy(Workflow):
                 requester=self.requester,
                 text=self.text,
                 quorum=self.quorum,
+                channel=self.channel,
             ),
             If(
                 self.sign_off.outcome == APPROVED,
@@ -134,6 +142,19 @@ class Deploy(Workflow):
             )
         return f":hourglass: The deploy of {what} was not approved in time."
 
+    async def on_cancel(self, reason: str, actor: str) -> None:
+        await approval_cancelled(
+            self,
+            "sign-off",
+            self.sign_off,
+            approvers=self.approvers,
+            requester=self.requester,
+            text=self.text,
+            quorum=self.quorum,
+            reason=reason,
+            actor=actor,
+        )
+
     async def on_failure(self, error: str) -> None:
         await self.service(Notifications).send(
             self.workflow_id,
@@ -161,6 +182,7 @@ def start(command: Invocation, form: DeployForm) -> Deploy:
         notes=form.notes,
         approvers=form.approvers,
         quorum=SETTINGS.quorum,
+        channel=command.channel,
         url=webhook_url(SETTINGS.webhook_url, command.settings, "deploy", "DEPLOY_WEBHOOK_URL"),
     )
 

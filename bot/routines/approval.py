@@ -36,10 +36,25 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.blueprint import UsageError
+from bot.durations import format_duration
 from bot.forms import InvalidField
+from bot.messages import mention, mentions, slack_date
+from bot.routines.card import Ask, Cards, extension_line, record, settled_line
+from callbacks.controls import RequesterControl
 from callbacks.timeout import Timeout
 from callbacks.user_action import APPROVE, WaitForUserAction
-from workflows import CallbackRejected, Go, On, S, Step, Wait, WaitFor, Workflow
+from workflows import (
+    CallbackRejected,
+    For,
+    Go,
+    On,
+    S,
+    Step,
+    Wait,
+    WaitFor,
+    Workflow,
+    WorkflowError,
+)
 from workflows.statements import Stmt
 
 APPROVED = "approved"
@@ -59,7 +74,8 @@ class ApprovalRuleError(UsageError):
 
 
 class Approval(BaseModel):
-    """Where an approval's outcome lands: a field of the including workflow."""
+    """Where an approval's outcome lands: a field of the including workflow; and what
+    its card shows (where the card is, the timeline, the extensions and nudges)."""
 
     quorum: int = 1
     requested_at: datetime | None = None
@@ -68,6 +84,14 @@ class Approval(BaseModel):
     denied_by: str = ""
     reason: str = ""
     timed_out: bool = False
+    card: dict[str, str] = {}
+    """Where the request card is (`channel`, `ts`, `permalink`); empty before it is."""
+    card_note: str = ""
+    timeline: list[str] = []
+    """The request's moments, in order; each is a line in the card's thread."""
+    extended: timedelta = timedelta(0)
+    nudged_at: datetime | None = None
+    nudges: int = 0
 
     def people(self, approvers: Sequence[str]) -> dict[str, str]:
         """Where each approver stands, for a workflow's `summary()`."""
@@ -166,11 +190,13 @@ def approval(
     quorum: int = 1,
     timeout: timedelta = timedelta(hours=24),
     allow_self: bool = False,
+    channel: str = "",
 ) -> Stmt:
     """The statements of one approval, their names prefixed with `name` (`"sign-off:
     start"`, `"sign-off: decided"`, threads `"sign-off: ask-U1"`); its outcome lands in
     `state`, a field of `workflow`. The statements end once the outcome is in. An empty
-    `name` keeps the names `/approval` has always used (its waiting requests carry on)."""
+    `name` keeps the names `/approval` has always used (its waiting requests carry on).
+    `channel` is where the request was made: its card goes there (bot.routines.card)."""
     check_rules(
         approvers=approvers,
         requester=requester,
@@ -180,8 +206,58 @@ def approval(
         allow_self=allow_self,
     )
     return _Approval(
-        workflow, name, state, list(approvers), requester, text, quorum, timeout, allow_self
+        workflow,
+        state,
+        Ask(workflow.workflow_id, name, list(approvers), requester, text, quorum, timeout),
+        allow_self,
+        channel,
     ).statements()
+
+
+async def approval_cancelled(
+    workflow: Workflow,
+    name: str,
+    state: Approval,
+    *,
+    approvers: Sequence[str],
+    requester: str,
+    text: str,
+    quorum: int = 1,
+    timeout: timedelta = timedelta(hours=24),
+    reason: str,
+    actor: str,
+) -> None:
+    """For the including workflow's `on_cancel`: the card and the approvers' records say
+    the request was cancelled, by whom and why (the same arguments as `approval`)."""
+    ask = Ask(workflow.workflow_id, name, list(approvers), requester, text, quorum, timeout)
+    cancelled = (actor, reason)
+    # Its line carries no time: `on_cancel` may run again (its data is not kept), and
+    # must post the very same line.
+    state.timeline.append(settled_line(ask, state, cancelled))
+    cards = _cards(workflow)
+    if cards is not None:
+        await cards.refresh(ask, state, cancelled)
+        await cards.keep_records(ask, state, f"{name}: ask-" if name else "ask-", cancelled)
+
+
+EXTEND_LIMIT = timedelta(days=30)
+"""How far past its first deadline a request can be extended, in all."""
+NUDGE_EVERY = timedelta(hours=1)
+
+
+def _cards(workflow: Workflow) -> Cards | None:
+    """The card service: the bot always has it (its base); an engine without it (a test
+    kit's) runs the approval without a card."""
+    try:
+        return workflow.service(Cards)
+    except WorkflowError:
+        return None
+
+
+def _now(workflow: Workflow) -> str:
+    """A timeline line's time, as every reader's own clock shows it."""
+    now = workflow.now()
+    return f"<!date^{int(now.timestamp())}^{{time}}|{now.strftime('%H:%M')} UTC>"
 
 
 @dataclass
@@ -190,77 +266,119 @@ class _Approval:
     `state`, so what they change is the workflow's data)."""
 
     workflow: Workflow
-    name: str
     state: Approval
-    approvers: list[str]
-    requester: str
-    text: str
-    quorum: int
-    timeout: timedelta
+    ask: Ask
     allow_self: bool
+    channel: str
 
     @property
     def prefix(self) -> str:
-        return f"{self.name}: " if self.name else ""
+        return f"{self.ask.name}: " if self.ask.name else ""
 
     @property
     def threads(self) -> str:
-        return f"{self.name}: ask-" if self.name else "ask-"
+        return f"{self.ask.name}: ask-" if self.ask.name else "ask-"
 
     def statements(self) -> Stmt:
         p = self.prefix
-        asks = [Go(f"{p}ask {u}", self.ask, id=f"{self.threads}{u}") for u in self.approvers]
+        asks = [
+            Go(f"{p}ask {u}", self.ask_one, id=f"{self.threads}{u}") for u in self.ask.approvers
+        ]
+        deadline = self.ask.deadline(self.state)
         return S(
             Step(f"{p}start", self.start),
+            Step(f"{p}post card", self.post_card),
             *asks,
             Go(
                 f"{p}watch deadline",
-                Wait(
-                    f"{p}deadline",
-                    On(
-                        f"{p}timeout",
-                        Timeout(after=self.timeout),
-                        Step(f"{p}time out", self.time_out),
+                For(
+                    f"{p}until decided",
+                    self.state.outcome is None,
+                    Wait(
+                        f"{p}deadline",
+                        On(
+                            f"{p}timeout",
+                            Timeout(at=deadline) if deadline else Timeout(after=self.ask.timeout),
+                            Step(f"{p}time out", self.time_out),
+                            Step(f"{p}show timeout", self.show_now),
+                        ),
+                        On(
+                            f"{p}extend",
+                            RequesterControl(self.ask.requester, self.extend),
+                            Step(f"{p}show extension", self.show_extension),
+                        ),
+                        On(
+                            f"{p}nudge",
+                            RequesterControl(self.ask.requester, self.nudge),
+                            Step(f"{p}remind", self.remind),
+                        ),
                     ),
                 ),
             ),
             WaitFor(f"{p}decided", self.state.outcome is not None, self.mark_decided),
+            Step(f"{p}show outcome", self.show_outcome),
         )
 
-    def ask(self, thread_id: str) -> Any:
+    def ask_one(self, thread_id: str) -> Any:
         user = thread_id.removeprefix(self.threads)
-        deadline = (
-            None if self.state.requested_at is None else self.state.requested_at + self.timeout
-        )
         return Wait(
             f"{self.prefix}decision {user}",
             On(
                 f"{self.prefix}action {user}",
                 WaitForUserAction(
                     approvers=[user],
-                    requester=self.requester,
-                    text=self.text,
+                    requester=self.ask.requester,
+                    text=self.ask.text,
                     on_decision=self.decide,
-                    quorum=self.quorum,
-                    deadline=deadline,
+                    quorum=self.ask.quorum,
+                    deadline=self.ask.deadline(self.state),
                     allow_self=self.allow_self,
-                    panel=len(self.approvers),
+                    panel=len(self.ask.approvers),
+                    record=self.record,
                 ),
+                Step(f"{self.prefix}show {user}", self.refresh),
             ),
         )
 
+    # --- steps -----------------------------------------------------------------------------
+
     def start(self) -> None:
-        self.state.quorum = self.quorum
+        self.state.quorum = self.ask.quorum
         self.state.requested_at = self.workflow.now()
 
-    def decide(self, user: str, decision: str, reason: str) -> None:
-        if self.state.outcome is not None:
-            raise CallbackRejected(SETTLED)
-        if decision == APPROVE:
-            if user not in self.state.approved_by:
-                self.state.approved_by.append(user)
-        elif not self.state.denied_by:
-            self.state.denied_by, self.state.reason = user, reason
+    async def post_card(self) -> None:
+        cards = _cards(self.workflow)
+        if cards is not None:
+            await cards.post(self.ask, self.state, self.channel)
+
+    async def refresh(self) -> None:
+        cards = _cards(self.workflow)
+        if cards is not None and self.state.outcome is None:
+            # Once the outcome is in, the main thread shows it (with its time): one update.
+            await cards.refresh(self.ask, self.state)
+
+    async def show_now(self) -> None:
+        cards = _cards(self.workflow)
+        if cards is not None:
+            await cards.refresh(self.ask, self.state)
+
+    async def show_extension(self) -> None:
+        cards = _cards(self.workflow)
+        if cards is not None:
+            await cards.show_deadline(self.ask, self.state, self.threads)
+            await cards.refresh(self.ask, self.state)
+
+    async def remind(self) -> None:
+        cards = _cards(self.workflow)
+        if cards is not None:
+            await cards.remind(self.ask, self.state, self.pending())
+            await cards.refresh(self.ask, self.state)
+
+    async def show_outcome(self) -> None:
+        cards = _cards(self.workflow)
+        if cards is not None:
+            await cards.refresh(self.ask, self.state)
+            await cards.keep_records(self.ask, self.state, self.threads)
 
     def mark_decided(self) -> None:
         self.state.decided_at = self.workflow.now()
@@ -268,3 +386,74 @@ class _Approval:
     def time_out(self) -> None:
         if self.state.outcome is None:  # a deadline that passes after the decision is moot
             self.state.timed_out = True
+            self.state.timeline.append(
+                f"{_now(self.workflow)} Timed out · {len(self.state.approved_by)} of "
+                f"{self.ask.quorum} approved"
+            )
+
+    # --- handlers: what a click changes ----------------------------------------------------
+
+    def decide(self, user: str, decision: str, reason: str) -> None:
+        if self.state.outcome is not None:
+            raise CallbackRejected(self.settled())
+        if user in self.state.approved_by or user == self.state.denied_by:
+            raise CallbackRejected(SETTLED)
+        if decision == APPROVE:
+            self.state.approved_by.append(user)
+            self.state.timeline.append(f"{_now(self.workflow)} {mention(user)} approved")
+        else:
+            self.state.denied_by, self.state.reason = user, reason
+            self.state.timeline.append(f"{_now(self.workflow)} {mention(user)} denied: {reason}")
+
+    def settled(self) -> str:
+        """What a click on a settled request reads: who settled it, how, when."""
+        ended = settled_line(self.ask, self.state)
+        return f"Already {ended[:1].lower()}{ended[1:]}." if ended else SETTLED
+
+    def extend(self, user: str, input: dict[str, Any]) -> None:
+        try:
+            by = timedelta(seconds=int(input.get("seconds", 0)))
+        except (TypeError, ValueError):
+            raise CallbackRejected("Choose how long to extend the request by.") from None
+        if by <= timedelta(0):
+            raise CallbackRejected("Choose how long to extend the request by.")
+        if self.state.extended + by > EXTEND_LIMIT:
+            left = EXTEND_LIMIT - self.state.extended
+            raise CallbackRejected(
+                f"A request can be extended by {format_duration(EXTEND_LIMIT)} in all; "
+                + (f"at most {format_duration(left)} more." if left else "it has been.")
+            )
+        self.state.extended += by
+        self.state.timeline.append(
+            f"{_now(self.workflow)} "
+            + extension_line(self.ask.requester, by, self.ask.deadline(self.state))
+        )
+
+    def nudge(self, user: str, input: dict[str, Any]) -> None:
+        now = self.workflow.now()
+        if self.state.nudged_at is not None and now < self.state.nudged_at + NUDGE_EVERY:
+            again = self.state.nudged_at + NUDGE_EVERY
+            raise CallbackRejected(
+                f"You nudged the approvers at {slack_date(self.state.nudged_at)}; you can "
+                f"nudge them again {slack_date(again)}."
+            )
+        pending = self.pending()
+        if not pending:
+            raise CallbackRejected("Every approver has answered already.")
+        self.state.nudged_at = now
+        self.state.nudges += 1
+        self.state.timeline.append(
+            f"{_now(self.workflow)} {mention(self.ask.requester)} nudged {mentions(pending)}"
+        )
+
+    def pending(self) -> list[str]:
+        return [
+            u
+            for u in self.ask.approvers
+            if u not in self.state.approved_by and u != self.state.denied_by
+        ]
+
+    def record(self, user: str, answered: bool) -> dict[str, Any] | None:
+        if not answered and self.state.outcome is None:
+            return None  # cancelled (its on_cancel keeps the records) or failed
+        return record(self.ask, self.state, user, self.state.card.get("permalink", ""))

@@ -108,6 +108,8 @@ class Fault:
     error: str
     retry_after: int
     times: int
+    channel: str = ""
+    """Only calls whose `channel` argument is this one fail (empty: every call)."""
 
 
 @dataclass
@@ -248,9 +250,19 @@ class SlackStandin:
         error: str = "internal_error",
         retry_after: int = 1,
         times: int = 1,
+        channel: str = "",
     ) -> None:
-        """Make the next `times` calls of `method` fail (429 carries `Retry-After`)."""
-        self._faults.setdefault(method, deque()).append(Fault(status, error, retry_after, times))
+        """Make the next `times` calls of `method` fail (429 carries `Retry-After`); with
+        `channel`, only its calls with that `channel` argument."""
+        fault = Fault(status, error, retry_after, times, channel)
+        self._faults.setdefault(method, deque()).append(fault)
+
+    def heal(self, method: str | None = None) -> None:
+        """Drop the failures still waiting for `method` (all methods when None)."""
+        if method is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(method, None)
 
     def add_user(self, user_id: str, name: str) -> None:
         self.workspace.users[user_id] = name
@@ -317,19 +329,25 @@ class SlackStandin:
         method = METHODS.get(name)
         params, token = await _arguments(request, takes_json=method is not None and method.json)
         self.calls.append((name, params))
-        status, body, headers = self._fault(name) or await self._answer(name, method, params, token)
+        status, body, headers = self._fault(name, params) or await self._answer(
+            name, method, params, token
+        )
         self.answers.append((name, body))
         self.answered_at.append(time.monotonic())
         return web.json_response(body, status=status, headers=headers)
 
-    def _fault(self, name: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+    def _fault(
+        self, name: str, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         faults = self._faults.get(name)
-        if not faults:
+        fault = next(
+            (f for f in faults or () if f.channel in ("", str(params.get("channel", "")))), None
+        )
+        if fault is None or faults is None:
             return None
-        fault = faults[0]
         fault.times -= 1
         if fault.times <= 0:
-            faults.popleft()
+            faults.remove(fault)
         headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
         error = "ratelimited" if fault.status == 429 else fault.error
         return fault.status, {"ok": False, "error": error}, headers

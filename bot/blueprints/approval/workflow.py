@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import model_validator
 
-from bot.routines.approval import Approval, approval, check_rules
+from bot.routines.approval import Approval, approval, approval_cancelled, check_rules
 from workflows import Return, S, Step, Summary, Workflow
 
 FAILED = "failed"
@@ -84,6 +84,7 @@ class ApprovalRequest(Workflow, Approval):
                 quorum=self.quorum,
                 timeout=self.timeout,
                 allow_self=self.allow_self,
+                channel=self.channel,
             ),
             Step("tell requester", self.tell_requester),
             Return(self.result()),
@@ -98,6 +99,18 @@ class ApprovalRequest(Workflow, Approval):
         await self.service(Notifier).tell_requester(self, FAILED, error)  # type: ignore[type-abstract]
 
     async def on_cancel(self, reason: str, actor: str) -> None:
+        await approval_cancelled(
+            self,
+            "",
+            self,
+            approvers=self.approvers,
+            requester=self.requester,
+            text=self.text,
+            quorum=self.quorum,
+            timeout=self.timeout,
+            reason=reason,
+            actor=actor,
+        )
         await self.service(Notifier).tell_requester(self, CANCELLED, reason, by=actor)  # type: ignore[type-abstract]
 
     def result(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@
 "use strict";
 
 const API = "/sandbox/api";
-const EMOJI = { white_check_mark: "✅", no_entry: "⛔", no_entry_sign: "🚫", hourglass: "⌛", warning: "⚠️", x: "❌", rocket: "🚀", lock: "🔒", unlock: "🔓" };
+const EMOJI = { white_check_mark: "✅", no_entry: "⛔", no_entry_sign: "🚫", hourglass: "⌛", warning: "⚠️", x: "❌", rocket: "🚀", lock: "🔒", unlock: "🔓", hourglass_flowing_sand: "⏳", bell: "🔔" };
 const ENDED = ["finished", "failed", "cancelled"];
 
 const ui = {
