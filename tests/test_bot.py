@@ -153,7 +153,11 @@ async def test_forged_and_unsigned_clicks_are_refused(bot: Bot) -> None:
     unsigned = await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION, headers={})
     assert [forged.status, stale.status, unsigned.status] == [401, 401, 401]
     wid = await bot.only_workflow()
-    assert (await bot.service.engine.get(wid)).status == "waiting"
+
+    async def waiting() -> bool:  # its setups may still be finishing
+        return (await bot.service.engine.get(wid)).status == "waiting"
+
+    await poll(waiting, 10, "the request did not settle into waiting")
     assert [h["kind"] for h in await bot.service.engine.history(wid)] == ["created"]
     answer = await bot.slack.click(ALICE, to_alice, messages.APPROVE_ACTION)  # a real one
     assert answer.status == 200
