@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from bot.routines.card import (
     NUDGE_ACTION,
     decode_value,
 )
-from workflows import Engine, WorkflowError
+from workflows import CallbackRejected, Engine, WorkflowError
 from workflows.state import TERMINAL
 
 log = logging.getLogger("bot.requester")
@@ -75,27 +76,18 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
     async def open_form(
         body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, modal: Any
     ) -> None:
-        user = body["user"]["id"]
-        try:
-            workflow_id, approval = decode_value(body["actions"][0]["value"])
+        async def check(workflow_id: str, approval: str, user: str) -> None:
             if await requester_of(workflow_id) != user:
-                await tell(respond, ONLY_REQUESTER)
-                return
+                raise CallbackRejected(ONLY_REQUESTER)
             if modal is extend_modal:
                 await event(workflow_id, approval, "extend")
-        except (KeyError, ValueError, TypeError):
-            await tell(respond, "This button is not valid any more.")
-            return
-        except LookupError as e:
-            await tell(respond, str(e))
-            return
-        except WorkflowError as e:
-            await tell(respond, explain(e))
-            return
-        meta = json.dumps({"w": workflow_id, "a": approval})
-        await open_modal(
-            client, respond, body, modal(meta), "Slack could not open the form; try again."
-        )
+
+        pressed = await press(body, respond, check)
+        if pressed is not None:
+            meta = json.dumps({"w": pressed[0], "a": pressed[1]})
+            await open_modal(
+                client, respond, body, modal(meta), "Slack could not open the form; try again."
+            )
 
     @app.action(NUDGE_ACTION)
     async def nudge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -103,21 +95,12 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
         requests_first.later(nudged(body, respond), urgent=True)
 
     async def nudged(body: dict[str, Any], respond: AsyncRespond) -> None:
-        user = body["user"]["id"]
-        try:
-            workflow_id, approval = decode_value(body["actions"][0]["value"])
+        async def apply(workflow_id: str, approval: str, user: str) -> None:
             request = await event(workflow_id, approval, "nudge")
             await engine.on_callback(request, {"user": user}, actor=user)
-        except (KeyError, ValueError, TypeError):
-            await tell(respond, "This button is not valid any more.")
-            return
-        except LookupError as e:
-            await tell(respond, str(e))
-            return
-        except WorkflowError as e:
-            await tell(respond, explain(e))
-            return
-        await tell(respond, "The approvers who have not answered are reminded.")
+
+        if await press(body, respond, apply) is not None:
+            await tell(respond, "The approvers who have not answered are reminded.")
 
     @app.view(CANCEL_VIEW)
     async def cancel_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -161,6 +144,28 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
             await ack(response_action="errors", errors={BY_BLOCK: explain(e)})
             return
         await ack()
+
+
+async def press(
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    act: Callable[[str, str, str], Awaitable[None]],
+) -> tuple[str, str] | None:
+    """Run `act(workflow id, approval, user)` for a card button's press: (workflow id,
+    approval) once it went through, or None once the person has been told why not."""
+    try:
+        workflow_id, approval = decode_value(body["actions"][0]["value"])
+        await act(workflow_id, approval, body["user"]["id"])
+    except (KeyError, ValueError, TypeError):
+        await tell(respond, "This button is not valid any more.")
+        return None
+    except LookupError as e:
+        await tell(respond, str(e))
+        return None
+    except WorkflowError as e:
+        await tell(respond, explain(e))
+        return None
+    return workflow_id, approval
 
 
 def cancel_modal(metadata: str) -> dict[str, Any]:

@@ -118,18 +118,18 @@ class Access(Workflow):
             f"*Reason:* {self.reason}"
         )
 
+    def asked(self) -> dict[str, Any]:
+        """What the sign-off is asked, for `approval` and `approval_cancelled` alike."""
+        return {
+            "approvers": self.approvers,
+            "requester": self.requester,
+            "text": self.text,
+            "quorum": self.quorum,
+        }
+
     def definition(self) -> Stmt:
         return S(
-            approval(
-                self,
-                "sign-off",
-                self.sign_off,
-                approvers=self.approvers,
-                requester=self.requester,
-                text=self.text,
-                quorum=self.quorum,
-                channel=self.channel,
-            ),
+            approval(self, "sign-off", self.sign_off, **self.asked(), channel=self.channel),
             If(
                 self.sign_off.outcome != APPROVED,
                 notify(self, "tell refused", to=self.requester, text=self.refused_text()),
@@ -202,15 +202,7 @@ class Access(Workflow):
         """A cancel never leaves access behind: revoke what was granted (the same key as
         the revoke step, so a receiver that had it already ignores it)."""
         await approval_cancelled(
-            self,
-            "sign-off",
-            self.sign_off,
-            approvers=self.approvers,
-            requester=self.requester,
-            text=self.text,
-            quorum=self.quorum,
-            reason=reason,
-            actor=actor,
+            self, "sign-off", self.sign_off, **self.asked(), reason=reason, actor=actor
         )
         text = f":no_entry_sign: Your access request for *{self.resource}* was cancelled."
         if self.granted_at is not None and self.revoked_at is None:

@@ -96,18 +96,18 @@ class Deploy(Workflow):
         notes = f"\n{self.notes}" if self.notes else ""
         return f"Deploy *{self.service_name}* version *{self.version}*{notes}"
 
+    def asked(self) -> dict[str, Any]:
+        """What the sign-off is asked, for `approval` and `approval_cancelled` alike."""
+        return {
+            "approvers": self.approvers,
+            "requester": self.requester,
+            "text": self.text,
+            "quorum": self.quorum,
+        }
+
     def definition(self) -> Stmt:
         return S(
-            approval(
-                self,
-                "sign-off",
-                self.sign_off,
-                approvers=self.approvers,
-                requester=self.requester,
-                text=self.text,
-                quorum=self.quorum,
-                channel=self.channel,
-            ),
+            approval(self, "sign-off", self.sign_off, **self.asked(), channel=self.channel),
             If(
                 self.sign_off.outcome == APPROVED,
                 webhook(self, "deploy", url=self.url, payload=self.order()),
@@ -144,15 +144,7 @@ class Deploy(Workflow):
 
     async def on_cancel(self, reason: str, actor: str) -> None:
         await approval_cancelled(
-            self,
-            "sign-off",
-            self.sign_off,
-            approvers=self.approvers,
-            requester=self.requester,
-            text=self.text,
-            quorum=self.quorum,
-            reason=reason,
-            actor=actor,
+            self, "sign-off", self.sign_off, **self.asked(), reason=reason, actor=actor
         )
 
     async def on_failure(self, error: str) -> None:

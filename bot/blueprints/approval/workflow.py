@@ -72,19 +72,20 @@ class ApprovalRequest(Workflow, Approval):
             outcome=self.outcome or "",
         )
 
+    def asked(self) -> dict[str, Any]:
+        """What the approval is asked, for `approval` and `approval_cancelled` alike."""
+        return {
+            "approvers": self.approvers,
+            "requester": self.requester,
+            "text": self.text,
+            "quorum": self.quorum,
+            "timeout": self.timeout,
+        }
+
     def definition(self) -> Any:
         return S(
             approval(
-                self,
-                "",
-                self,
-                approvers=self.approvers,
-                requester=self.requester,
-                text=self.text,
-                quorum=self.quorum,
-                timeout=self.timeout,
-                allow_self=self.allow_self,
-                channel=self.channel,
+                self, "", self, **self.asked(), allow_self=self.allow_self, channel=self.channel
             ),
             Step("tell requester", self.tell_requester),
             Return(self.result()),
@@ -99,18 +100,7 @@ class ApprovalRequest(Workflow, Approval):
         await self.service(Notifier).tell_requester(self, FAILED, error)  # type: ignore[type-abstract]
 
     async def on_cancel(self, reason: str, actor: str) -> None:
-        await approval_cancelled(
-            self,
-            "",
-            self,
-            approvers=self.approvers,
-            requester=self.requester,
-            text=self.text,
-            quorum=self.quorum,
-            timeout=self.timeout,
-            reason=reason,
-            actor=actor,
-        )
+        await approval_cancelled(self, "", self, **self.asked(), reason=reason, actor=actor)
         await self.service(Notifier).tell_requester(self, CANCELLED, reason, by=actor)  # type: ignore[type-abstract]
 
     def result(self) -> dict[str, Any]:
