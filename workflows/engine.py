@@ -560,7 +560,8 @@ class Engine:
         log.error("workflow %s failed: %s", workflow_id, error, extra={"workflow_id": workflow_id})
 
     async def _claim(self, workflow_id: str) -> Record | None:
-        """Take the execution lease, or return None if another live process holds it."""
+        """Take the execution lease, or return None if another live process holds it or
+        the workflow has ended with nothing left to tear down."""
         born = self._born.pop(workflow_id, None)
         while True:
             # A record just created here is what the row holds, unless an operator changed
@@ -576,7 +577,16 @@ class Engine:
             ):
                 return None
             if record.status in TERMINAL and not _teardowns_due(record, now):
-                return None
+                if not _left_behind(record):
+                    return None
+                # Nothing is left to run, yet a lease or a due time remains: the execution
+                # that recorded the last teardowns died before giving them back, or did so
+                # after its lease ran out and a sweep claimed the workflow for us. Give
+                # them back here; else every sweep claims it again and none releases it.
+                self._settle(record, now, True)
+                if await self.db.save(record):
+                    return None
+                continue
             self._check_known(record)
             if (
                 record.lease_owner == self.worker_id
@@ -992,6 +1002,11 @@ def _work_now(record: Record, now: datetime) -> bool:
         return True
     in_backoff = bool(record.attempts) and record.due_at is not None and record.due_at > now
     return not in_backoff and any(t.status in RUNNABLE for t in record.state.threads)
+
+
+def _left_behind(record: Record) -> bool:
+    """An ended workflow with nothing due still holds a lease or a stale due time."""
+    return record.lease_owner is not None or record.due_at != _next_due(record)
 
 
 def _next_due(record: Record) -> datetime | None:
