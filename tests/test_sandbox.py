@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from bot.sandbox.page import running_sandbox
+from bot.sandbox.slack import BOT_USER_ID
 from tests.processes import ROOT, free_port, poll
 from tests.sandbox_blueprint import BLUEPRINTS
 from workflows.store import SQLStore
@@ -221,3 +222,46 @@ async def test_the_page_submits_lists_for_multi_selects_and_checkboxes(tmp_path:
         (record,) = await store.list_workflows()
         assert record.data["reviewers"] == ["U0ALICE", "U0BOB"]
         assert record.data["announce"] is True
+
+
+async def test_the_state_gives_threads_as_slacks_history_does(tmp_path: Path) -> None:
+    """Each reply names its parent; a parent carries its thread's count, who replied and
+    the latest reply; a deleted parent with replies stays as a tombstone, and goes with its
+    last reply."""
+    async with (
+        running_sandbox(port=0, database_url=f"sqlite:///{tmp_path / 'sandbox.db'}") as sandbox,
+        aiohttp.ClientSession(base_url=sandbox.url) as http,
+    ):
+        client = sandbox.service.client  # the bot's own Web API client, to the built-in Slack
+
+        async def general() -> list[dict[str, Any]]:
+            async with http.get("/sandbox/api/state?user=U0RITA") as response:
+                assert response.status == 200
+                found: list[dict[str, Any]] = (await response.json())["messages"]["C0GENERAL"]
+                return found
+
+        parent = (await client.chat_postMessage(channel="C0GENERAL", text="The card"))["ts"]
+        alone = (await client.chat_postMessage(channel="C0GENERAL", text="No thread"))["ts"]
+        replies = [
+            (await client.chat_postMessage(channel="C0GENERAL", text=t, thread_ts=parent))["ts"]
+            for t in ("first line", "second line")
+        ]
+        by_ts = {m["ts"]: m for m in await general()}
+        assert by_ts[parent]["thread_ts"] == parent
+        assert by_ts[parent]["reply_count"] == 2
+        assert by_ts[parent]["reply_users"] == [BOT_USER_ID]
+        assert by_ts[parent]["latest_reply"] == replies[-1]
+        assert [by_ts[ts]["thread_ts"] for ts in replies] == [parent, parent]
+        assert "reply_count" not in by_ts[replies[0]]
+        assert by_ts[alone]["thread_ts"] == ""
+        assert "reply_count" not in by_ts[alone]
+
+        await client.chat_delete(channel="C0GENERAL", ts=parent)
+        tombstone = next(m for m in await general() if m["ts"] == parent)
+        assert tombstone["deleted"] is True
+        assert tombstone["text"] == "This message was deleted."
+        assert tombstone["blocks"] == []
+        assert tombstone["reply_count"] == 2
+        for ts in replies:
+            await client.chat_delete(channel="C0GENERAL", ts=ts)
+        assert [m["ts"] for m in await general()] == [alone]

@@ -23,6 +23,7 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 from bot import messages
 from bot.routines.webhook import IDEMPOTENCY_KEY, SIGNATURE, TIMESTAMP, sign
 from bot.sandbox.page import Sandbox, running_sandbox
+from tests.processes import poll
 from tests.sandbox_blueprint import BLUEPRINTS
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -518,6 +519,182 @@ async def test_deploy_through_its_form_approved_and_delivered(page: Page, sandbo
     await expect(page.locator("#messages")).to_contain_text("approved by @alice and handed over")
     await expect(page.locator(".workflow").first.locator(".badge")).to_have_text("deployed")
     await shot(page, "16-deploy-delivered")
+
+
+async def test_the_card_updates_live_while_two_approvers_act(
+    browser: Browser, page: Page, sandbox: Sandbox
+) -> None:
+    """Rita watches the request card in #general while alice and bob answer in their DMs
+    (another browser): it changes in place, its timeline grows in its thread, and the
+    thread pane, once opened, follows along."""
+    await act_as(page, "U0RITA")
+    await open_conversation(page, "C0GENERAL")
+    await page.evaluate("document.body.dataset.loaded = 'once'")  # a reload would drop it
+    await say(page, "/approval @alice @bob --quorum 2 Deploy api v2.3")
+    posted = page.locator("#messages > .message:not(.ephemeral)", has_text="Deploy api v2.3")
+    await expect(posted).to_have_count(1)
+    card = page.locator(f'#messages > .message[data-ts="{await posted.get_attribute("data-ts")}"]')
+    await expect(card).to_contain_text("Waiting for approval")
+    await expect(card).to_contain_text("⏳ @alice")
+    await expect(card).to_contain_text("⏳ @bob")
+    await expect(card).to_contain_text("Requested by @rita · 0 of 2 approved · expires tomorrow at")
+    await expect(card.locator(".blocks time")).to_have_attribute("datetime", re.compile(r"^\d{4}-"))
+    buttons = card.locator("button.bk-button")
+    await expect(buttons).to_have_text(["Cancel", "Extend", "Nudge"])
+    assert [await b.get_attribute("data-action-id") for b in await buttons.all()] == [
+        "request_cancel",
+        "request_extend",
+        "request_nudge",
+    ]
+    await expect(card.locator(".thread-summary")).to_have_count(0)  # no timeline yet
+    await shot(page, "17-card-waiting")
+
+    async with opened(browser, sandbox) as approver:
+        await act_as(approver, "U0ALICE")
+        await open_conversation(approver, sandbox.slack.dm_channel("U0ALICE"))
+        await approver.locator('button.bk-button[data-action-id="approval_approve"]').click()
+        kept = approver.locator("#messages .message", has_text="You approved")
+        await expect(kept).to_contain_text(
+            "You approved @rita's request · still waiting for the others · View the request"
+        )
+        await expect(kept).to_contain_text("Deploy api v2.3")
+        await shot(approver, "18-approver-record")
+
+        await expect(card).to_contain_text("✅ @alice")
+        await expect(card).to_contain_text("⏳ @bob")
+        await expect(card).to_contain_text("1 of 2 approved")
+        summary = card.locator(".thread-summary")
+        await expect(summary.locator(".reply-count")).to_have_text("1 reply")
+        await expect(summary.locator(".reply-when")).to_have_text(
+            re.compile(r"^Last reply today at \d\d:\d\d$")
+        )
+        await expect(page.locator("#messages")).not_to_contain_text("@alice approved")
+        await shot(page, "18-card-one-approved")
+
+        await summary.click()
+        pane = page.locator("#thread")
+        await expect(pane).to_be_visible()
+        await expect(pane.locator(".thread-header h2")).to_have_text("Thread")
+        await expect(pane.locator("#thread-channel")).to_have_text("#general")
+        await expect(pane.locator("#thread-parent")).to_contain_text("1 of 2 approved")
+        replies = pane.locator("#thread-replies > .message")
+        await expect(replies).to_have_count(1)
+        await expect(replies.first).to_contain_text(
+            re.compile(r"approvals.*\d\d:\d\d @alice approved$")
+        )
+        await replies.first.evaluate("node => { node.dataset.kept = 'yes'; }")
+
+        await act_as(approver, "U0BOB")
+        await open_conversation(approver, sandbox.slack.dm_channel("U0BOB"))
+        await approver.locator('button.bk-button[data-action-id="approval_approve"]').click()
+        await expect(
+            approver.locator("#messages .message", has_text="You approved")
+        ).to_contain_text("Approved by @alice, @bob")
+
+    # The pane stayed open through the updates, its unchanged reply the same node.
+    await expect(replies).to_have_count(2)
+    await expect(replies.nth(1)).to_contain_text(re.compile(r"\d\d:\d\d @bob approved$"))
+    await expect(replies.first).to_have_attribute("data-kept", "yes")
+    await expect(pane.locator("#thread-divider")).to_have_text("2 replies")
+    await expect(card).to_contain_text(re.compile(r"Approved by @alice, @bob · \d\d:\d\d"))
+    await expect(card).not_to_contain_text("Waiting for approval")
+    await expect(card.locator("button.bk-button")).to_have_count(0)
+    await expect(pane.locator("button.bk-button")).to_have_count(0)
+    await expect(card.locator(".reply-count")).to_have_text("2 replies")
+    await expect(page.locator("#messages")).not_to_contain_text("<!date")
+
+    await pane.get_by_role("button", name="Close thread").click()
+    await expect(pane).to_be_hidden()
+    await card.locator(".thread-summary").click()
+    await expect(pane.locator("#thread-parent")).to_contain_text("Approved by @alice, @bob")
+    await expect(pane.locator("#thread-parent")).to_contain_text("✅ @alice")
+    await expect(replies).to_have_text(
+        [re.compile(r"@alice approved$"), re.compile(r"@bob approved$")]
+    )
+    await expect(page.locator("body")).to_have_attribute("data-loaded", "once")
+    await shot(page, "19-card-thread")
+
+
+async def test_thread_replies_stay_in_their_thread(page: Page, sandbox: Sandbox) -> None:
+    """As in Slack, a reply shows only in its thread: not in the channel, and it leaves the
+    channel read. The thread pane's buttons work, a reply neither moves the channel's
+    scroll nor closes the pane, and the pane closes with its conversation."""
+
+    async def as_person(path: str, **body: str) -> None:
+        answer = await page.request.post(f"{sandbox.url}/sandbox/api/{path}", data=body)
+        assert answer.ok, await answer.text()
+        assert (await answer.json())["ok"], await answer.text()
+
+    async def approve(user: str) -> None:
+        dm = sandbox.slack.dm_channel(user)
+        (asked,) = [
+            m for m in sandbox.slack.visible(user, dm) if "approval_approve" in json.dumps(m.blocks)
+        ]
+        await as_person("click", user=user, channel=dm, ts=asked.ts, action_id="approval_approve")
+
+    general, messages = page.locator('[data-conversation="C0GENERAL"]'), page.locator("#messages")
+    rita_dm = sandbox.slack.dm_channel("U0RITA")
+    await act_as(page, "U0RITA")
+    await open_conversation(page, "C0GENERAL")
+    await say(page, "/approval @alice @bob --quorum 2 Ship the release notes")
+    posted = messages.locator("> .message:not(.ephemeral)", has_text="Ship the release notes")
+    await expect(posted).to_have_count(1)
+    card_ts = await posted.get_attribute("data-ts")
+    card = messages.locator(f'> .message[data-ts="{card_ts}"]')
+    for i in range(25):  # enough to scroll
+        await as_person("send", user="U0CAROL", channel="C0GENERAL", text=f"chatter {i}")
+    await expect(messages.locator(".message", has_text="chatter 24")).to_be_in_viewport()
+
+    await open_conversation(page, rita_dm)
+    await approve("U0ALICE")
+
+    def replied() -> bool:
+        return any(m.thread_ts == card_ts for m in sandbox.slack.visible("U0RITA", "C0GENERAL"))
+
+    await poll(replied, 15, "the card's thread got no line")
+    await as_person("send", user="U0RITA", channel=rita_dm, text="after the reply")
+    await expect(messages.locator(".message", has_text="after the reply")).to_have_count(1)
+    await expect(general).to_have_class("conversation")  # the reply left #general read
+
+    await open_conversation(page, "C0GENERAL")
+    await expect(card.locator(".reply-count")).to_have_text("1 reply")
+    await expect(messages.locator("> .message")).to_have_count(27)  # the ack, the card, chatter
+    await expect(messages).not_to_contain_text("@alice approved")
+    await card.scroll_into_view_if_needed()
+    await card.locator(".thread-summary").click()
+    pane, replies = page.locator("#thread"), page.locator("#thread-replies > .message")
+    await expect(replies).to_have_text([re.compile(r"@alice approved$")])
+    await pane.locator('button.bk-button[data-action-id="request_nudge"]').click()
+    await expect(messages.locator(".message.ephemeral").last).to_contain_text(
+        "The approvers who have not answered are reminded."
+    )
+    await expect(replies).to_have_count(2)
+    await expect(replies.nth(1)).to_contain_text(re.compile(r"@rita nudged @bob$"))
+    await expect(messages).not_to_contain_text("nudged")
+    await expect(card.locator(".reply-count")).to_have_text("2 replies")
+
+    await card.scroll_into_view_if_needed()  # reading back up the channel
+    await approve("U0BOB")
+    await expect(replies).to_have_count(3)
+    await expect(card).to_contain_text("Approved by @alice, @bob")
+    await expect(card.locator(".reply-count")).to_have_text("3 replies")
+    await expect(card).to_be_in_viewport()  # the channel stayed where it was read
+    below = "list => list.scrollHeight - list.scrollTop - list.clientHeight"
+    assert await messages.evaluate(below) > 200
+    await shot(page, "20-thread-beside-the-channel")
+
+    await sandbox.service.client.chat_delete(channel="C0GENERAL", ts=card_ts)
+    for shown in (card, pane.locator("#thread-parent > .message")):  # what is left, as in Slack
+        await expect(shown).to_contain_text("This message was deleted.")
+        await expect(shown.locator("button.bk-button")).to_have_count(0)
+    await expect(card.locator(".reply-count")).to_have_text("3 replies")
+    await expect(replies).to_have_count(3)
+    await shot(page, "21-thread-parent-deleted")
+
+    await open_conversation(page, rita_dm)
+    await expect(pane).to_be_hidden()
+    await open_conversation(page, "C0GENERAL")
+    await expect(pane).to_be_hidden()  # closed with its conversation
 
 
 def test_the_page_shows_every_emoji_the_bot_writes() -> None:

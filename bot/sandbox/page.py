@@ -253,10 +253,7 @@ class PageApi:
                     for each in self.service.blueprints.launches
                 ],
                 "conversations": conversations,
-                "messages": {
-                    c["id"]: [self._message(m) for m in self.slack.visible(user, c["id"])]
-                    for c in conversations
-                },
+                "messages": {c["id"]: self._messages(user, c["id"]) for c in conversations},
                 "views": views,
                 "workflows": await self._workflows(),
                 "webhooks": self.receiver.as_json(),
@@ -265,9 +262,26 @@ class PageApi:
             dumps=_dumps,
         )
 
-    def _message(self, m: Message) -> dict[str, Any]:
+    def _messages(self, user: str, channel: str) -> list[dict[str, Any]]:
+        """What `user` sees in `channel`, oldest first, replies included (the page shows them
+        in their thread). As Slack's history does, a parent carries its thread's count, who
+        replied and the latest reply, and a deleted one with replies stays as a tombstone."""
+        shown = self.slack.visible(user, channel)
+        replies: dict[str, list[Message]] = {}
+        for m in shown:
+            if m.is_reply:
+                replies.setdefault(m.thread_ts, []).append(m)
+        return [
+            self._message(m, replies.get(m.ts, []))
+            for m in self.slack.workspace.messages
+            if m.channel == channel
+            and (not m.ephemeral_to or m.ephemeral_to == user)
+            and (not m.deleted or (not m.is_reply and m.ts in replies))
+        ]
+
+    def _message(self, m: Message, replies: list[Message]) -> dict[str, Any]:
         names = {**self.slack.workspace.users, BOT_USER_ID: "approvals", SLACKBOT: "Slackbot"}
-        return {
+        shown: dict[str, Any] = {
             "ts": m.ts,
             "channel": m.channel,
             "user": m.user,
@@ -276,7 +290,18 @@ class PageApi:
             "blocks": m.blocks,
             "ephemeral": bool(m.ephemeral_to),
             "from_bot": m.user == BOT_USER_ID,
+            # A reply's parent; a parent's own ts once it has replies, as in Slack.
+            "thread_ts": m.thread_ts or (m.ts if replies else ""),
         }
+        if m.deleted:
+            shown.update(text="This message was deleted.", blocks=[], deleted=True)
+        if replies:
+            shown.update(
+                reply_count=len(replies),
+                reply_users=list(dict.fromkeys(r.user for r in replies)),
+                latest_reply=replies[-1].ts,
+            )
+        return shown
 
     @property
     def _store(self) -> SQLStore:

@@ -2,7 +2,8 @@
  * Approvals sandbox: a small Slack look-alike for trying the approval bot without a workspace.
  * The page fetches /sandbox/api/state for the "Acting as" user whenever the server's event
  * stream says something changed, then renders the conversations, the messages (Block Kit or
- * mrkdwn), the open modal, the workflows panel and the webhooks panel (what the built-in
+ * mrkdwn; a thread's replies under their parent's "N replies", in the thread pane once
+ * opened), the open modal, the workflows panel and the webhooks panel (what the built-in
  * receiver got). Sending, clicking buttons and submitting
  * or cancelling modals are POSTed to /sandbox/api/*, after which the state is fetched again.
  */
@@ -16,6 +17,7 @@ const ui = {
   user: null, // acting user id
   data: null, // last state received
   selected: null, // selected conversation id
+  thread: null, // { channel, ts } of the thread open in the thread pane
   wantDm: false, // after a user switch, select the new user's DM
   seen: {}, // user id -> conversation id -> latest ts seen
   baseline: null, // latest ts when the page loaded: older messages count as read
@@ -58,15 +60,32 @@ function userName(id) {
   return user ? user.name : null;
 }
 
+/** A person's or the bot's name from their id alone (a thread's reply_users). */
+const nameOf = (id) => userName(id) || (ui.data && ui.data.bot && ui.data.bot.id === id ? ui.data.bot.name : id) || "?";
+
+/** A reply in a thread (its parent carries thread_ts too, its own ts). */
+const isReply = (m) => Boolean(m.thread_ts) && m.thread_ts !== m.ts;
+const repliesText = (count) => `${count} ${count === 1 ? "reply" : "replies"}`;
+
 function tsKey(ts) {
   if (!ts) return "";
   const [seconds, fraction = ""] = String(ts).split(".");
   return `${seconds.padStart(12, "0")}.${fraction.padEnd(6, "0")}`;
 }
 
+const dateFromTs = (ts) => new Date(Number(String(ts).split(".")[0]) * 1000);
+const clock = (date) => `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+
 function clockFromTs(ts) {
-  const date = new Date(Number(String(ts).split(".")[0]) * 1000);
-  return isNaN(date) ? "" : `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  const date = dateFromTs(ts);
+  return isNaN(date) ? "" : clock(date);
+}
+
+/** "today", "yesterday" or "tomorrow" as Slack says them, or null for other days. */
+function relativeDay(date) {
+  const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((midnight(date) - midnight(new Date())) / 86_400_000);
+  return { "-1": "yesterday", 0: "today", 1: "tomorrow" }[days] ?? null;
 }
 
 const parseTime = (iso) => new Date(String(iso ?? "").replace(" ", "T")); // Python's str() has a space
@@ -175,8 +194,9 @@ function resolveSelection(conversations) {
 const currentConversation = () =>
   ((ui.data && ui.data.conversations) || []).find((c) => c.id === ui.selected) || null;
 
+/** The latest message in the conversation itself: replies in a thread leave it read, as in Slack. */
 function latestTs(id) {
-  const messages = (ui.data.messages || {})[id] || [];
+  const messages = ((ui.data.messages || {})[id] || []).filter((m) => !isReply(m));
   return messages.length ? messages[messages.length - 1].ts : "";
 }
 
@@ -259,7 +279,11 @@ function renderConversation() {
   const name = conversation ? conversation.name : "";
   $("conversation-name").textContent = name;
   $("composer").placeholder = name ? `Message ${name}` : "";
-  renderMessages(conversation ? (ui.data.messages || {})[conversation.id] || [] : []);
+  const messages = conversation ? (ui.data.messages || {})[conversation.id] || [] : [];
+  renderMessages(messages.filter((m) => !isReply(m))); // a parent carries its replies' count
+  renderThread(messages);
+  const open = ui.thread ? ui.thread.ts : null;
+  for (const node of $("messages").children) node.classList.toggle("thread-open", node.dataset.ts === open);
 }
 
 function renderMessages(messages) {
@@ -270,13 +294,13 @@ function renderMessages(messages) {
   const scroll = ui.rendered.conversation !== ui.selected || ui.rendered.lastTs !== last;
   Object.assign(ui.rendered, { messages: signature, conversation: ui.selected, lastTs: last });
   if (!messages.length) list.replaceChildren(el("p", { className: "empty" }, "No messages yet."));
-  else placeMessages(list, messages);
+  else placeMessages(list, messages, (m) => renderMessage(m, { summary: true }));
   if (scroll) list.scrollTop = list.scrollHeight;
 }
 
 /** Unchanged messages keep their nodes (a button replaced under the pointer loses the click);
  * changed and new ones are rendered and put in order, and the rest removed. */
-function placeMessages(list, messages) {
+function placeMessages(list, messages, render = renderMessage) {
   const shown = new Map();
   for (const node of list.children) if (node.dataset.ts) shown.set(node.dataset.ts, node);
   messages.forEach((m, i) => {
@@ -284,7 +308,7 @@ function placeMessages(list, messages) {
     let node = shown.get(m.ts);
     shown.delete(m.ts);
     if (!node || messageJson.get(node) !== json) {
-      node = renderMessage(m);
+      node = render(m);
       messageJson.set(node, json);
     }
     const here = list.children[i] || null;
@@ -293,7 +317,14 @@ function placeMessages(list, messages) {
   while (list.children.length > messages.length) list.lastElementChild.remove();
 }
 
-function renderMessage(m) {
+/** `summary`: under a parent, its thread's "N replies" (in the channel, not in the thread pane). */
+function renderMessage(m, { summary = false } = {}) {
+  const thread = summary && m.reply_count ? renderThreadSummary(m) : null;
+  if (m.deleted) { // Slack's tombstone: what is left of a parent whose thread lives on
+    return el("div", { className: "message deleted", "data-ts": m.ts, "data-channel": m.channel },
+      el("div", { className: "avatar gone", "aria-hidden": "true" }, "🗑"),
+      el("div", { className: "message-body" }, el("div", { className: "tombstone" }, m.text), thread));
+  }
   const blocks = Array.isArray(m.blocks) ? m.blocks : [];
   const content = blocks.length ? renderBlocks(blocks) : el("div", { className: "mrkdwn", html: renderMrkdwn(m.text || "") });
   for (const button of content.querySelectorAll("button.bk-button")) {
@@ -308,23 +339,93 @@ function renderMessage(m) {
         el("strong", { className: "author" }, name),
         m.from_bot ? el("span", { className: "app-tag" }, "APP") : null,
         el("time", {}, clockFromTs(m.ts))),
-      content));
+      content,
+      thread));
 }
 
+/** Slack's line under a parent: who replied, "N replies", when the latest came; opens the thread. */
+function renderThreadSummary(m) {
+  const latest = dateFromTs(m.latest_reply);
+  const when = isNaN(latest) ? "" : `Last reply ${relativeDay(latest) ?? latest.toLocaleDateString([], { month: "short", day: "numeric" })} at ${clock(latest)}`;
+  const bot = ui.data && ui.data.bot ? ui.data.bot.id : null;
+  const avatars = (m.reply_users || []).slice(0, 5).map((id) =>
+    el("span", { className: id === bot ? "avatar small bot" : "avatar small", title: nameOf(id) }, nameOf(id)[0].toUpperCase()));
+  return el("button", { type: "button", className: "thread-summary", "data-thread": m.ts },
+    el("span", { className: "reply-avatars", "aria-hidden": "true" }, ...avatars),
+    el("span", { className: "reply-count" }, repliesText(m.reply_count)),
+    el("span", { className: "reply-when" }, when),
+    el("span", { className: "reply-view" }, "View thread"));
+}
+
+/* ---------- the thread pane ---------- */
+
+function openThread(channel, ts) {
+  ui.thread = { channel, ts };
+  renderConversation();
+}
+
+function closeThread() {
+  ui.thread = null;
+  renderConversation();
+}
+
+/**
+ * The open thread beside the conversation: its parent on top, the replies under it. It stays
+ * open across re-renders (unchanged messages keep their nodes, so the scroll stays where it
+ * was; a new reply scrolls into view if the end was in view), and closes with its
+ * conversation or when its parent goes.
+ */
+function renderThread(messages) {
+  const pane = $("thread");
+  const thread = ui.thread && ui.thread.channel === ui.selected ? ui.thread : null;
+  const parent = thread && messages.find((m) => m.ts === thread.ts && !isReply(m));
+  if (!parent) ui.thread = null;
+  if (pane.hidden !== !parent) {
+    stickToBottom($("messages"), () => { // the channel narrows or widens: keep its latest in view
+      pane.hidden = !parent;
+      document.querySelector(".layout").classList.toggle("thread-open", Boolean(parent));
+    });
+  }
+  if (!parent) { Object.assign(ui.rendered, { thread: null, threadTs: null }); return; }
+  const replies = messages.filter((m) => isReply(m) && m.thread_ts === parent.ts);
+  const signature = JSON.stringify([ui.user, parent, replies]);
+  if (signature === ui.rendered.thread) return;
+  const opened = ui.rendered.threadTs !== parent.ts;
+  const body = $("thread-body");
+  stickToBottom(body, () => { // a new reply shows, unless older ones are being read
+    $("thread-channel").textContent = (currentConversation() || {}).name || "";
+    placeMessages($("thread-parent"), [parent]);
+    $("thread-divider").textContent = replies.length ? repliesText(replies.length) : "No replies yet";
+    placeMessages($("thread-replies"), replies);
+  });
+  if (opened) body.scrollTop = body.scrollHeight; // a thread opens on its latest replies
+  Object.assign(ui.rendered, { thread: signature, threadTs: parent.ts });
+}
+
+/** Runs `change`; a list scrolled to its end before is scrolled to its end after. */
+function stickToBottom(list, change) {
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 4;
+  change();
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+/** A button of a message, in the channel or in the thread pane (the same message can be in both). */
 async function onMessageClick(event) {
+  const summary = event.target.closest("button.thread-summary");
+  if (summary) { openThread(summary.closest(".message").dataset.channel, summary.dataset.thread); return; }
   const button = event.target.closest("button.bk-button");
   const message = button && button.closest(".message");
   if (!message || button.disabled) return;
   const { ts, channel } = message.dataset;
   const actionId = button.dataset.actionId;
   const key = `${ts} ${actionId}`;
+  const selector = `.message[data-ts="${CSS.escape(ts)}"] button.bk-button[data-action-id="${CSS.escape(actionId)}"]`;
+  const copies = () => document.querySelectorAll(selector);
   ui.pendingClicks.add(key);
-  button.disabled = true;
+  for (const copy of copies()) copy.disabled = true;
   await post("/click", { channel, ts, action_id: actionId });
   ui.pendingClicks.delete(key);
-  const selector = `.message[data-ts="${CSS.escape(ts)}"] button.bk-button[data-action-id="${CSS.escape(actionId)}"]`;
-  const current = $("messages").querySelector(selector);
-  if (current) current.disabled = false;
+  for (const copy of copies()) copy.disabled = false;
 }
 
 /* ---------- Block Kit ---------- */
@@ -420,11 +521,31 @@ function renderAngle(inner) {
   return escapeHtml(`<${inner}>`);
 }
 
+/** Slack's date tokens, in the reader's own time zone (times on a 24-hour clock, as the page's). */
+const DATE_TOKENS = {
+  date_num: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`,
+  date: (d) => d.toLocaleDateString([], { dateStyle: "long" }),
+  date_short: (d) => d.toLocaleDateString([], { dateStyle: "medium" }),
+  date_long: (d) => d.toLocaleDateString([], { dateStyle: "full" }),
+  date_pretty: (d) => relativeDay(d) ?? DATE_TOKENS.date(d),
+  date_short_pretty: (d) => relativeDay(d) ?? DATE_TOKENS.date_short(d),
+  date_long_pretty: (d) => relativeDay(d) ?? DATE_TOKENS.date_long(d),
+  time: clock,
+  time_secs: (d) => `${clock(d)}:${pad(d.getSeconds())}`,
+  ago: (d) => {
+    const seconds = (d.getTime() - Date.now()) / 1000;
+    const [unit, size] = [["day", 86_400], ["hour", 3_600], ["minute", 60]].find(([, n]) => Math.abs(seconds) >= n) || ["second", 1];
+    return new Intl.RelativeTimeFormat([], { numeric: "auto" }).format(Math.round(seconds / size), unit);
+  },
+};
+
+/** `<!date^SECONDS^FORMAT|fallback>`: the format's tokens filled in; the fallback as its title. */
 function renderDate(target, fallback) {
-  const match = /^!date\^(\d+)/.exec(target);
+  const match = /^!date\^(\d+)(?:\^([^^]*))?/.exec(target);
   const date = match ? new Date(Number(match[1]) * 1000) : null;
   if (!date || isNaN(date)) return escapeHtml(fallback);
-  const shown = date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  const format = match[2] || "{date_short} {time}";
+  const shown = format.replace(/\{(\w+)\}/g, (token, name) => (Object.hasOwn(DATE_TOKENS, name) ? DATE_TOKENS[name](date) : token));
   return `<time datetime="${date.toISOString()}" title="${escapeHtml(fallback)}">${escapeHtml(shown)}</time>`;
 }
 
@@ -810,6 +931,8 @@ function start() {
     if (button) selectConversation(button.dataset.conversation);
   });
   $("messages").addEventListener("click", onMessageClick);
+  $("thread-body").addEventListener("click", onMessageClick);
+  $("thread-close").addEventListener("click", closeThread);
   $("webhook-fail").addEventListener("submit", failDeliveries);
   const composer = $("composer");
   composer.addEventListener("keydown", onComposerKeydown);
