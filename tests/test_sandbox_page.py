@@ -579,9 +579,7 @@ async def test_the_card_updates_live_while_two_approvers_act(
         await expect(pane.locator("#thread-parent")).to_contain_text("1 of 2 approved")
         replies = pane.locator("#thread-replies > .message")
         await expect(replies).to_have_count(1)
-        await expect(replies.first).to_contain_text(
-            re.compile(r"approvals.*\d\d:\d\d @alice approved$")
-        )
+        await expect(replies.first).to_contain_text(re.compile(r"approvals.*@alice approved$"))
         await replies.first.evaluate("node => { node.dataset.kept = 'yes'; }")
 
         await act_as(approver, "U0BOB")
@@ -593,7 +591,7 @@ async def test_the_card_updates_live_while_two_approvers_act(
 
     # The pane stayed open through the updates, its unchanged reply the same node.
     await expect(replies).to_have_count(2)
-    await expect(replies.nth(1)).to_contain_text(re.compile(r"\d\d:\d\d @bob approved$"))
+    await expect(replies.nth(1)).to_contain_text(re.compile(r"@bob approved$"))
     await expect(replies.first).to_have_attribute("data-kept", "yes")
     await expect(pane.locator("#thread-divider")).to_have_text("2 replies")
     await expect(card).to_contain_text(re.compile(r"Approved by @alice, @bob · \d\d:\d\d"))

@@ -254,12 +254,6 @@ def _cards(workflow: Workflow) -> Cards | None:
         return None
 
 
-def _now(workflow: Workflow) -> str:
-    """A timeline line's time, as every reader's own clock shows it."""
-    now = workflow.now()
-    return f"<!date^{int(now.timestamp())}^{{time}}|{now.strftime('%H:%M')} UTC>"
-
-
 @dataclass
 class _Approval:
     """One approval's statements and the steps and handlers they run (closures over
@@ -387,8 +381,7 @@ class _Approval:
         if self.state.outcome is None:  # a deadline that passes after the decision is moot
             self.state.timed_out = True
             self.state.timeline.append(
-                f"{_now(self.workflow)} Timed out · {len(self.state.approved_by)} of "
-                f"{self.ask.quorum} approved"
+                f"Timed out · {len(self.state.approved_by)} of {self.ask.quorum} approved"
             )
 
     # --- handlers: what a click changes ----------------------------------------------------
@@ -400,10 +393,10 @@ class _Approval:
             raise CallbackRejected(SETTLED)
         if decision == APPROVE:
             self.state.approved_by.append(user)
-            self.state.timeline.append(f"{_now(self.workflow)} {mention(user)} approved")
+            self.state.timeline.append(f"{mention(user)} approved")
         else:
             self.state.denied_by, self.state.reason = user, reason
-            self.state.timeline.append(f"{_now(self.workflow)} {mention(user)} denied: {reason}")
+            self.state.timeline.append(f"{mention(user)} denied: {reason}")
 
     def settled(self) -> str:
         """What a click on a settled request reads: who settled it, how, when."""
@@ -425,8 +418,7 @@ class _Approval:
             )
         self.state.extended += by
         self.state.timeline.append(
-            f"{_now(self.workflow)} "
-            + extension_line(self.ask.requester, by, self.ask.deadline(self.state))
+            extension_line(self.ask.requester, by, self.ask.deadline(self.state))
         )
 
     def nudge(self, user: str, input: dict[str, Any]) -> None:
@@ -442,9 +434,7 @@ class _Approval:
             raise CallbackRejected("Every approver has answered already.")
         self.state.nudged_at = now
         self.state.nudges += 1
-        self.state.timeline.append(
-            f"{_now(self.workflow)} {mention(self.ask.requester)} nudged {mentions(pending)}"
-        )
+        self.state.timeline.append(f"{mention(self.ask.requester)} nudged {mentions(pending)}")
 
     def pending(self) -> list[str]:
         return [
