@@ -8,8 +8,11 @@ The bot runs as in production, `python -m bot` (on SQLite, or `--database-url`),
 two approvers (drawn from ten pairs) and one of ten requesters; once an approver's DM
 arrives, that approver approves. A two-approver approval's calls are then the mission's:
 two approver DMs and the outcome (`chat.postMessage`, about one a second per channel), two
-deletions at teardown (`chat.delete`, Tier 3: 50 a minute). The deletions set the ceiling:
-25 approvals a minute. Each load runs `--minutes` Slack minutes, then the backlog drains.
+deletions at teardown (`chat.delete`, Tier 3: 50 a minute); and its card in #general
+(posted, linked once, updated once, a line in its thread) and a record for each approver
+(`chat.postMessage`, `chat.getPermalink`, `chat.update`: Tier 3). The deletions set the
+ceiling: 25 approvals a minute (the card's two posts in one channel allow 30). Each load
+runs `--minutes` Slack minutes, then the backlog drains.
 
 Printed per load: calls per approval by method with its tier, approvals told and torn down
 per Slack minute against the ceiling, p50/p99 from command to the approver's DM and from

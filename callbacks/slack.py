@@ -36,7 +36,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from callbacks.priority import background
-from workflows import DB, CallbackRequest, Engine
+from workflows import DB, CallbackRequest, Engine, RetryLater
 
 log = logging.getLogger("callbacks.slack")
 
@@ -161,10 +161,19 @@ class Posts:
             await self.db.record_effect(effect_key, begun, workflow_id)
         elif since is None and isinstance(prior, dict) and prior.get("at"):
             since = datetime.fromtimestamp(float(prior["at"]), UTC)
-        if is_user(to):
-            message = await self.post(to, key, payload, maybe_posted=prior is not None, since=since)
-        else:
-            message = await self.post_to_channel(to, key, payload)
+        try:
+            if is_user(to):
+                message = await self.post(
+                    to, key, payload, maybe_posted=prior is not None, since=since
+                )
+            else:
+                message = await self.post_to_channel(to, key, payload)
+        except RetryLater:
+            # Put off for its rate budget before anything was sent: nothing can have been
+            # posted, so the next attempt need not search for it.
+            if prior is None:
+                await self.db.record_effect(effect_key, None, workflow_id)
+            raise
         await self.db.record_effect(effect_key, message, workflow_id)
         return message
 

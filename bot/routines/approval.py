@@ -371,7 +371,8 @@ class _Approval:
     async def show_outcome(self) -> None:
         cards = _cards(self.workflow)
         if cards is not None:
-            await cards.refresh(self.ask, self.state)
+            # Urgent, not put off: what follows (telling the requester) waits for it.
+            await cards.refresh(self.ask, self.state, urgent=True)
             await cards.keep_records(self.ask, self.state, self.threads)
 
     def mark_decided(self) -> None:

@@ -14,6 +14,7 @@ with a line saying how to invite the bot.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -231,13 +232,19 @@ class Cards:
             log.warning("no permalink for the card: %s", e.response.get("error"))
 
     async def refresh(
-        self, ask: Ask, state: Approval, cancelled: tuple[str, str] | None = None
+        self,
+        ask: Ask,
+        state: Approval,
+        cancelled: tuple[str, str] | None = None,
+        *,
+        urgent: bool = False,
     ) -> None:
-        """Show the approval as it stands on the card, and its new timeline lines."""
+        """Show the approval as it stands on the card, and its new timeline lines: as
+        background work (put off for its rate budget), or `urgent` (waiting in place)."""
         if not state.card:
             return
         channel, ts = state.card["channel"], state.card["ts"]
-        with background():
+        with contextlib.nullcontext() if urgent else background():
             if not await self._update(ask.workflow_id, channel, ts, card(ask, state, cancelled)):
                 log.warning("the card of %s is gone", ask.workflow_id)
                 return
