@@ -240,6 +240,18 @@ class Engine:
             updated_at=record.updated_at,
         )
 
+    async def open_waits(self, workflow_id: str) -> list[tuple[str, WaitEvent]]:
+        """(thread id, event) of every wait the workflow's threads can be answered on now,
+        in thread order."""
+        state = (await self.db.get(workflow_id)).state
+        return [
+            (t.id, e)
+            for t in state.threads
+            if t.status == ThreadStatus.BLOCKED
+            for e in t.events
+            if e.status in OPEN
+        ]
+
     async def waiting_request(
         self, workflow_id: str, event: str, thread: str | None = None
     ) -> CallbackRequest:
@@ -248,14 +260,7 @@ class Engine:
         that know what a workflow waits for but not its position, such as a button that
         outlives many waits. `LookupError` names what it waits for instead (a workflow
         that ended waits for nothing)."""
-        record = await self.db.get(workflow_id)
-        waits = [
-            (t.id, e)
-            for t in record.state.threads
-            if t.status == ThreadStatus.BLOCKED
-            for e in t.events
-            if e.status in OPEN
-        ]
+        waits = await self.open_waits(workflow_id)
         found = [(t, e) for t, e in waits if e.name == event and thread in (None, t)]
         if not found:
             where = "" if thread is None else f" in thread {thread!r}"

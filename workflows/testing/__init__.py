@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from workflows.engine import Engine
 from workflows.errors import UnknownWorkflowType
 from workflows.resumer import AttachedResumer
-from workflows.state import OPEN, ThreadStatus, WaitEvent
 from workflows.types import CallbackManager, Timer
 from workflows.workflow import Workflow
 
@@ -137,7 +136,7 @@ class WorkflowTestKit:
 
     async def waiting(self, workflow_id: str) -> list[str]:
         """The events the workflow's threads wait for now (by event name, thread order)."""
-        return [event.name for _, event in await self._open(workflow_id)]
+        return [event.name for _, event in await self.engine.open_waits(workflow_id)]
 
     async def answer(
         self,
@@ -162,16 +161,6 @@ class WorkflowTestKit:
                 f"workflow {workflow_id} is a {type(data).__name__}, not a {kind.__name__}"
             )
         return data
-
-    async def _open(self, workflow_id: str) -> list[tuple[str, WaitEvent]]:
-        state = (await self.engine.db.get(workflow_id)).state
-        return [
-            (t.id, e)
-            for t in state.threads
-            if t.status == ThreadStatus.BLOCKED
-            for e in t.events
-            if e.status in OPEN
-        ]
 
     async def __aenter__(self) -> WorkflowTestKit:
         await self.engine.start()
