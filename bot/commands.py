@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blueprint import Invocation, Launch, UsageError
 from bot.forms import Form, FormErrors
+from bot.messages import section
 from bot.priority import RequestsFirst
 from bot.settings import Settings
 from workflows import Engine, Workflow
@@ -153,7 +154,9 @@ def _listener(
         form: BaseModel | None = None
         if launch.launch_form is not None:
             try:
-                form = await _command_form(launch, launch.launch_form, invocation, client, ack)
+                form = await _command_form(
+                    launch, launch.launch_form, invocation, client, ack, respond
+                )
             except UsageError as e:
                 await ack(response_type="ephemeral", text=f":warning: {e}\n\n{launch.help_text}")
                 return
@@ -175,7 +178,12 @@ def _listener(
 
 
 async def _command_form(
-    launch: Launch[Any], form: Form, invocation: Invocation, client: AsyncWebClient, ack: AsyncAck
+    launch: Launch[Any],
+    form: Form,
+    invocation: Invocation,
+    client: AsyncWebClient,
+    ack: AsyncAck,
+    respond: AsyncRespond,
 ) -> BaseModel | None:
     """The form the command's words fill in whole; None once the modal is opening for
     what they leave out (`UsageError`: words that are no field or no value of it)."""
@@ -201,9 +209,8 @@ async def _command_form(
         await client.views_open(trigger_id=trigger, view=view)
     except SlackApiError as e:
         log.warning("could not open the form of %s: %s", launch.name, e.response.get("error"))
-        await client.chat_postEphemeral(
-            channel=invocation.channel,
-            user=invocation.user,
+        await respond(  # the command's response_url: any channel, no bot membership needed
+            response_type="ephemeral",
             text=f"Slack could not open the form; please try again.\n\n{launch.help_text}",
         )
     return None
@@ -270,7 +277,7 @@ def _closing(text: str, title: str = "Request") -> dict[str, Any]:
         "type": "modal",
         "title": {"type": "plain_text", "text": title},
         "close": {"type": "plain_text", "text": "Done"},
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        "blocks": [section(text)],
     }
 
 

@@ -221,3 +221,18 @@ async def test_a_form_of_a_launch_no_longer_loaded_is_refused_and_starts_nothing
     assert answer.json["response_action"] == "update"
     assert "This form is not valid any more." in str(answer.json["view"])
     assert await workflows(bot) == []
+
+
+async def test_a_form_slack_will_not_open_is_said_even_where_the_bot_is_not(bot: Bot) -> None:
+    """The trigger expired: the person is told through the command's response_url, which
+    works in a channel the bot is not a member of."""
+    bot.slack.add_channel("C0SECRET", "secret", member=False)
+    bot.slack.fail("views.open", status=200, error="expired_trigger_id")
+    await bot.slack.slash_command(RITA, "", command="/deploy", channel="C0SECRET")
+    await poll(
+        lambda: any("Slack could not open the form" in t for t in bot.ephemeral_texts(RITA)),
+        10,
+        "the requester was not told",
+    )
+    assert bot.slack.open_views(RITA) == []
+    assert await workflows(bot) == []

@@ -504,6 +504,8 @@ class SlackStandin:
 
     async def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(params.get("channel", "")))
+        if self.workspace.channels[channel].get("is_member") is False:
+            raise SlackError("not_in_channel")  # as for chat.postMessage
         user = str(params.get("user", ""))
         if user not in self.workspace.users:
             raise SlackError("user_not_found")
