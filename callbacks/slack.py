@@ -249,6 +249,10 @@ class SlackActionManager:
                     for user in handler.recipients
                 ]
             await self.posts.delete([m for m in found if m is not None])
+        closed = getattr(handler, "closed", None)
+        if closed is not None:
+            with background():
+                await closed()
 
     async def keep_record(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
         """Leave each recipient the record `handler.record` makes, once (by thread: one

@@ -8,7 +8,7 @@ manager (posting and deleting the interactive messages) lives in `callbacks.slac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -34,6 +34,9 @@ class WaitForUserAction:
     record: Callable[[str, bool], dict[str, Any] | None] | None = field(default=None, repr=False)
     """`record(user, answered)`: the message (`text`, `blocks`) an approver keeps once
     their DM is deleted, or None for none (a cancelled request says so itself)."""
+    closed: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    """Run (as background work) once the wait is torn down and the record left: what
+    else shows the request (its card) may show how it ended."""
     type: ClassVar[str] = "slack_user_action"
 
     @property

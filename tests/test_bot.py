@@ -32,6 +32,11 @@ async def test_approve(bot_on_each_db: Bot) -> None:
     info = await bot.service.engine.get(wid)
     assert info.status == "finished"
     assert info.output["outcome"] == "approved"
+
+    async def torn_down() -> bool:  # records are left as the teardowns end
+        return not (await bot.service.engine.db.get(wid)).state.orphans
+
+    await poll(torn_down, 10, "the teardowns did not end")
     dms = [c for c in bot.slack.calls_of("chat.postMessage") if c["channel"] in (ALICE, BOB, RITA)]
     assert len(dms) == 5  # two requests, two records left in their place, one outcome
 

@@ -224,6 +224,59 @@ async def test_a_teardown_told_to_retry_later_is_due_then_and_counts_no_failure(
     assert (await kit.engine.db.get(wid)).state.orphans == []
 
 
+PUT_OFF = {"left": 0}
+
+
+class Refresher(Workflow):
+    """A background thread whose step is put off twice (its budget), beside a main thread
+    that must not wait for it."""
+
+    refreshed: int = 0
+    touched: int = 0
+    told: bool = False
+
+    def definition(self) -> Any:
+        return S(
+            Go("refresher", Step("refresh", self.refresh)),
+            Wait("hold", On("answer", Manual(lambda value: None), Step("tell", self.tell))),
+            Wait("after", On("done", Manual(lambda value: None))),
+        )
+
+    def refresh(self) -> None:
+        self.touched += 1  # a change of a step put off must not be kept
+        if PUT_OFF["left"]:
+            PUT_OFF["left"] -= 1
+            raise RetryLater(timedelta(seconds=30))
+        self.refreshed += 1
+
+    def tell(self) -> None:
+        self.told = True
+
+
+async def test_a_step_put_off_holds_back_only_its_own_thread(make_kit: KitFactory) -> None:
+    PUT_OFF["left"] = 2
+    kit = await make_kit(Refresher)
+    wid = await kit.engine.new_workflow(Refresher())
+    await kit.drain()
+    record = await kit.engine.db.get(wid)
+    assert (record.attempts, record.error) == (0, None)
+    (refresh,) = [t for t in record.state.threads if t.id != "main"]
+    assert refresh.due_at == record.due_at == kit.clock.now() + timedelta(seconds=30)
+    await kit.engine.on_callback(await waiting_request(kit.engine, wid, "answer"), "ok")
+    await kit.drain()
+    data = (await kit.engine.db.get(wid)).data
+    assert (data["told"], data["refreshed"], data["touched"]) == (True, 0, 0)
+    assert await waiting_request(kit.engine, wid, "done")  # main went on to its next wait
+    await kit.advance(timedelta(seconds=29))
+    assert (await kit.engine.db.get(wid)).data["refreshed"] == 0
+    await kit.advance(timedelta(seconds=1))  # due: put off once more
+    await kit.advance(timedelta(seconds=30))
+    record = await kit.engine.db.get(wid)
+    assert (record.data["refreshed"], record.data["touched"]) == (1, 1)
+    assert [t.id for t in record.state.threads] == ["main"]
+    assert (record.attempts, record.error, record.due_at) == (0, None, None)
+
+
 class BadLoop(Workflow):
     def definition(self) -> Any:
         return For("spin", True, Return())

@@ -542,8 +542,10 @@ class Engine:
         try:
             budget = self.steps_per_run
             while True:
-                record = await self._teardowns(record)
+                # Steps first: a person may be waiting for one (the outcome of a request);
+                # nobody waits for a teardown (a deleted message), which follows.
                 record, budget = await self._run_threads(record, budget)
+                record = await self._teardowns(record)
                 has_budget = budget > 0 and not self._stopping
                 record, released = await self._setups(record, has_budget)
                 if released:
@@ -643,11 +645,14 @@ class Engine:
             return await self._save_or_reload(record), budget
         state = record.state
         recheck = True
+        put_off = False  # a thread's due time changed since the last checkpoint
         while budget > 0 and not self._stopping:
-            thread = next_thread(state, recheck)
+            thread = next_thread(state, recheck, now)
             if thread is None:
                 break
             recheck = False
+            put_off = put_off or thread.due_at is not None
+            thread.due_at = None
             started = time.perf_counter()
             try:
                 outcome, change = await self.interpreter.step(wf, state, thread)
@@ -656,13 +661,14 @@ class Engine:
                 _fail(record, f"{type(e).__name__}: {e}")
                 return await self._save_failure(record, wf), budget
             except RetryLater as later:
-                # Not a failure: due again then. `attempts` is what holds runnable threads
-                # back until `due_at`; a deferral keeps the count it found (at least 1, the
-                # mark), so deferrals alone never fail the workflow, and records no error.
-                record.attempts = max(record.attempts, 1)
-                record.due_at = self.clock.now() + later.delay
+                # Not a failure: that thread is due again then (nothing counted, no error
+                # recorded), and only it waits: the others run on. The step's data
+                # changes are dropped with the step, as a failed step's are.
+                wf = self._load(record)
+                thread.due_at = self.clock.now() + later.delay
+                put_off = True
                 log.debug("step of workflow %s put off: %s", record.id, later)
-                return await self._save_or_reload(record), budget
+                continue
             except Exception as e:
                 self.observer.step(record.type, time.perf_counter() - started, False)
                 self.observer.retry(record.type)
@@ -704,10 +710,13 @@ class Engine:
                     return record, 0
                 return await self._run_threads(reloaded, budget)
             record = saved
+            put_off = False
             if released and record.due_at is not None:
                 self._wake(record.id, record.due_at)  # a teardown to retry later
             if record.status in TERMINAL:
                 break
+        if put_off:
+            record = await self._save_or_reload(record)
         return record, budget
 
     async def _save_failure(self, record: Record, wf: Workflow) -> Record:
@@ -918,13 +927,17 @@ class Engine:
         return await self.db.update(record.id, guarded)
 
     def _handlers(self, record: Record) -> dict[str, Any]:
-        """Handlers by event name for every thread (empty if the data no longer loads)."""
+        """Handlers by event name for every thread, and for every thread that ended owing
+        teardowns (empty if the data no longer loads)."""
         try:
             wf = self._load(record)
         except WorkflowError:
             return {}
         handlers: dict[str, Any] = {}
-        for thread in record.state.threads:
+        state = record.state
+        running = {t.id for t in state.threads}
+        ended = {o.thread_id: Thread(o.thread_id, o.go) for o in state.orphans}
+        for thread in [*state.threads, *(t for i, t in ended.items() if i not in running)]:
             try:
                 handlers.update({n: on.handler for n, on in thread_events(wf, thread).items()})
             except WorkflowError:
@@ -1006,7 +1019,9 @@ def _work_now(record: Record, now: datetime) -> bool:
     ):
         return True
     in_backoff = bool(record.attempts) and record.due_at is not None and record.due_at > now
-    return not in_backoff and any(t.status in RUNNABLE for t in record.state.threads)
+    return not in_backoff and any(
+        t.status in RUNNABLE and (t.due_at is None or t.due_at <= now) for t in record.state.threads
+    )
 
 
 def _left_behind(record: Record) -> bool:
@@ -1022,8 +1037,12 @@ def _next_due(record: Record) -> datetime | None:
         and e.status
         in (EventStatus.SETUP_ERROR, EventStatus.TEARDOWN_ERROR, EventStatus.PENDING_TEARDOWN)
     ]
-    if record.attempts and record.due_at is not None and record.status not in TERMINAL:
-        times.append(record.due_at)
+    if record.status not in TERMINAL:
+        if record.attempts and record.due_at is not None:
+            times.append(record.due_at)
+        times.extend(
+            t.due_at for t in record.state.threads if t.due_at is not None and t.status in RUNNABLE
+        )
     return min(times) if times else None
 
 

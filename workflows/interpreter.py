@@ -102,15 +102,16 @@ def walk(wf: Workflow, thread: Thread) -> st.Outcome:
     return outcome
 
 
-def next_thread(state: State, recheck: bool) -> Thread | None:
-    """The first thread that can run. With `recheck` (data changed), threads in a WaitFor
-    walk to it again to see whether its condition holds now."""
+def next_thread(state: State, recheck: bool, now: datetime | None = None) -> Thread | None:
+    """The first thread that can run (at `now`, if given: not one whose step was put off
+    past it). With `recheck` (data changed), threads in a WaitFor walk to it again to see
+    whether its condition holds now."""
     if recheck:
         for t in state.threads:
             if t.status == _WAITING_FOR:
                 t.status = _GOTO
     for t in state.threads:
-        if t.status in RUNNABLE:
+        if t.status in RUNNABLE and (now is None or t.due_at is None or t.due_at <= now):
             return t
     return None
 

@@ -71,12 +71,18 @@ class Thread:
     step: str = ""
     status: ThreadStatus = ThreadStatus.RUNNING
     events: list[WaitEvent] = field(default_factory=list)
+    due_at: datetime | None = None
+    """Its next step was put off until then (`RetryLater`: a rate budget, say); the
+    other threads run on meanwhile."""
 
 
 @dataclass(slots=True)
 class OrphanEvent:
     thread_id: str
     event: WaitEvent
+    go: str = ""
+    """The Go statement that started its thread: the thread may have ended, and its
+    teardown still needs the event's handler, built from that statement."""
 
 
 def _main_only() -> list[Thread]:
@@ -111,7 +117,7 @@ class State:
             if event.status not in TEARDOWN:
                 event.status = EventStatus.PENDING_TEARDOWN
                 event.retry_at = None
-            self.orphans.append(OrphanEvent(thread.id, event))
+            self.orphans.append(OrphanEvent(thread.id, event, thread.go))
         thread.events = []
 
     def orphan_all(self) -> None:

@@ -41,6 +41,7 @@ from bot.forms import InvalidField
 from bot.messages import mention, mentions, slack_date
 from bot.routines.card import Ask, Cards, extension_line, record, settled_line
 from callbacks.controls import RequesterControl
+from callbacks.priority import background
 from callbacks.timeout import Timeout
 from callbacks.user_action import APPROVE, WaitForUserAction
 from workflows import (
@@ -281,8 +282,10 @@ class _Approval:
         deadline = self.ask.deadline(self.state)
         return S(
             Step(f"{p}start", self.start),
-            Step(f"{p}post card", self.post_card),
             *asks,
+            # Its own thread, as background work: the approvers are asked first, and a
+            # card put off for its channel's budget holds back nothing else.
+            Go(f"{p}card", Step(f"{p}post card", self.post_card)),
             Go(
                 f"{p}watch deadline",
                 For(
@@ -309,8 +312,10 @@ class _Approval:
                     ),
                 ),
             ),
-            WaitFor(f"{p}decided", self.state.outcome is not None, self.mark_decided),
-            Step(f"{p}show outcome", self.show_outcome),
+            WaitFor(f"{p}decided", self.state.outcome is not None),
+            # The card shows the outcome once the waits it ended are torn down
+            # (`close_card`): what follows (telling the requester) waits for no card.
+            Step(f"{p}show outcome", self.mark_decided),
         )
 
     def ask_one(self, thread_id: str) -> Any:
@@ -329,6 +334,7 @@ class _Approval:
                     allow_self=self.allow_self,
                     panel=len(self.ask.approvers),
                     record=self.record,
+                    closed=self.close_card,
                 ),
                 Step(f"{self.prefix}show {user}", self.refresh),
             ),
@@ -343,7 +349,8 @@ class _Approval:
     async def post_card(self) -> None:
         cards = _cards(self.workflow)
         if cards is not None:
-            await cards.post(self.ask, self.state, self.channel)
+            with background():
+                await cards.post(self.ask, self.state, self.channel)
 
     async def refresh(self) -> None:
         cards = _cards(self.workflow)
@@ -368,15 +375,18 @@ class _Approval:
             await cards.remind(self.ask, self.state, self.pending())
             await cards.refresh(self.ask, self.state)
 
-    async def show_outcome(self) -> None:
+    async def close_card(self) -> None:
+        """When an approver's wait is torn down (a teardown: durable, retried, and after
+        the workflow ends too): once the outcome is in, the card shows it for good, and
+        the records left earlier say how it ended. The first teardown after the decision
+        does it; the others find the card already showing it and ask Slack nothing."""
         cards = _cards(self.workflow)
-        if cards is not None:
-            # Urgent, not put off: what follows (telling the requester) waits for it.
-            await cards.refresh(self.ask, self.state, urgent=True)
-            await cards.keep_records(self.ask, self.state, self.threads)
+        if cards is not None and self.state.outcome is not None:
+            await cards.settle(self.ask, self.state, self.channel, self.threads)
 
     def mark_decided(self) -> None:
-        self.state.decided_at = self.workflow.now()
+        if self.state.decided_at is None:  # stamped by the click that decided it
+            self.state.decided_at = self.workflow.now()
 
     def time_out(self) -> None:
         if self.state.outcome is None:  # a deadline that passes after the decision is moot
@@ -398,6 +408,8 @@ class _Approval:
         else:
             self.state.denied_by, self.state.reason = user, reason
             self.state.timeline.append(f"{mention(user)} denied: {reason}")
+        if self.state.outcome is not None:
+            self.state.decided_at = self.workflow.now()
 
     def settled(self) -> str:
         """What a click on a settled request reads: who settled it, how, when."""

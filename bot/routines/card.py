@@ -14,7 +14,6 @@ with a line saying how to invite the bot.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -208,7 +207,7 @@ class Cards:
 
     async def post(self, ask: Ask, state: Approval, channel: str) -> None:
         """Post the card (once) where the request was made, or in the requester's DM."""
-        key = f"{ask.workflow_id}:card:{ask.name}"
+        key = _card_key(ask)
         where = channel if channel[:1] in ("C", "G") else ask.requester
         try:
             posted = await self.posts.post_once(ask.workflow_id, where, key, card(ask, state))
@@ -231,20 +230,31 @@ class Cards:
         except SlackApiError as e:  # the records link nowhere; nothing else depends on it
             log.warning("no permalink for the card: %s", e.response.get("error"))
 
+    async def settle(self, ask: Ask, state: Approval, channel: str, threads: str) -> None:
+        """Show the outcome for good: on the card (posting it now if its turn never came),
+        in its thread, and in the records approvers were left. From a teardown: what is
+        posted or shown is recorded, so it may run again and again."""
+        if not state.card:
+            for key in (_card_key(ask), f"{_card_key(ask)}:dm"):
+                posted = await self.posts.db.effect(f"slack:post:{key}")
+                if isinstance(posted, dict) and posted.get("ts"):
+                    state.card = {"channel": str(posted["channel"]), "ts": str(posted["ts"])}
+                    break
+            else:
+                with background():
+                    await self.post(ask, state, channel)
+        await self.refresh(ask, state)
+        await self.keep_records(ask, state, threads)
+
     async def refresh(
-        self,
-        ask: Ask,
-        state: Approval,
-        cancelled: tuple[str, str] | None = None,
-        *,
-        urgent: bool = False,
+        self, ask: Ask, state: Approval, cancelled: tuple[str, str] | None = None
     ) -> None:
-        """Show the approval as it stands on the card, and its new timeline lines: as
-        background work (put off for its rate budget), or `urgent` (waiting in place)."""
+        """Show the approval as it stands on the card, and its new timeline lines, as
+        background work (put off for its rate budget)."""
         if not state.card:
             return
         channel, ts = state.card["channel"], state.card["ts"]
-        with contextlib.nullcontext() if urgent else background():
+        with background():
             if not await self._update(ask.workflow_id, channel, ts, card(ask, state, cancelled)):
                 log.warning("the card of %s is gone", ask.workflow_id)
                 return
@@ -346,6 +356,10 @@ class Cards:
         if self._engine is None:
             raise RuntimeError("Cards is not attached to the engine")
         return self._engine
+
+
+def _card_key(ask: Ask) -> str:
+    return f"{ask.workflow_id}:card:{ask.name}"
 
 
 def extension_line(requester: str, by: timedelta, deadline: datetime | None) -> str:
