@@ -188,14 +188,21 @@ class Posts:
         )
         return {"channel": str(response["channel"]), "ts": str(response["ts"])}
 
-    async def delete(self, posted: list[dict[str, str]]) -> None:
+    async def delete(self, posted: list[dict[str, str]], workflow_id: str | None = None) -> None:
+        """Delete the messages, as background work. Each deletion is recorded, so a
+        teardown that runs again (the rest of it was put off for its rate budget) spends
+        no call of `chat.delete`, the scarcest budget, on a message already gone."""
         with background():
             for message in posted:
+                key = f"slack:deleted:{message['channel']}:{message['ts']}"
+                if await self.db.effect(key):
+                    continue
                 try:
                     await self.client.chat_delete(channel=message["channel"], ts=message["ts"])
                 except SlackApiError as e:
                     if e.response.get("error") not in GONE:
                         raise
+                await self.db.record_effect(key, True, workflow_id)
 
 
 def is_user(conversation: str) -> bool:
@@ -232,13 +239,15 @@ class SlackActionManager:
                     )
                 )
         except Exception:
-            await self.posts.delete(posted)
+            await self.posts.delete(posted, request.workflow_id)
             raise
         return json.dumps({"messages": posted})
 
     async def teardown(self, request: CallbackRequest, handler: Any, handled: bool) -> None:
         if request.setup_data:
-            await self.posts.delete(json.loads(request.setup_data).get("messages", []))
+            await self.posts.delete(
+                json.loads(request.setup_data).get("messages", []), request.workflow_id
+            )
             await self.keep_record(request, handler, handled)
         elif request.setup_attempt > 0 and hasattr(handler, "recipients"):
             # A setup began but never recorded what it posted (the process died, or the
@@ -248,7 +257,7 @@ class SlackActionManager:
                     await self.posts.find(user, _key(request, user), request.waiting_since)
                     for user in handler.recipients
                 ]
-            await self.posts.delete([m for m in found if m is not None])
+            await self.posts.delete([m for m in found if m is not None], request.workflow_id)
         closed = getattr(handler, "closed", None)
         if closed is not None:
             with background():
