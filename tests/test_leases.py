@@ -90,9 +90,13 @@ async def test_an_ended_workflow_a_sweep_claimed_keeps_no_lease(
     clock.advance(LEASE + timedelta(seconds=1))
     now = clock.now()
     assert await b.db.claim_due(now, b.worker_id, now + LEASE, 10, b.workflows.keys()) == [wid]
-    # A's teardown goes through and is recorded; the lease is B's now, so A leaves it.
+    # A's teardown goes through and is recorded; the lease is B's now, so A leaves it
+    # as B took it (renewing it is for its owner only).
+    clock.advance(timedelta(seconds=1))
     manager.released.set()
     await finishing
+    held = await a.db.get(wid)
+    assert (held.lease_owner, held.lease_expires_at) == (b.worker_id, now + LEASE)
     # B runs what it claimed: nothing is left to do, and B gives the lease back.
     await b.execute(wid)
     record = await a.db.get(wid)

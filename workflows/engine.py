@@ -921,7 +921,8 @@ class Engine:
         self, record: Record, apply: Callable[[Record], Awaitable[Record]]
     ) -> Record:
         async def guarded(fresh: Record) -> Record:
-            fresh.lease_expires_at = self.clock.now() + self.lease
+            if fresh.lease_owner == self.worker_id:  # never another's, nor one nobody holds
+                fresh.lease_expires_at = self.clock.now() + self.lease
             return await apply(fresh)
 
         return await self.db.update(record.id, guarded)
