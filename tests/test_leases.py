@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import Manual, waiting_request
 from tests.processes import poll
-from workflows import CallbackRequest, Engine, Go, On, Return, S, Wait, Workflow
+from workflows import CallbackRequest, Engine, Go, On, Return, S, Step, Wait, Workflow
 from workflows.testing import FakeClock
 
 LEASE = timedelta(seconds=3)
@@ -108,3 +108,58 @@ async def test_an_ended_workflow_a_sweep_claimed_keeps_no_lease(
     clock.advance(2 * LEASE)
     now = clock.now()
     assert await b.db.claim_due(now, b.worker_id, now + LEASE, 10, b.workflows.keys()) == []
+
+
+@dataclass
+class Held:
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    runs: int = 0
+
+
+HELD = Held()
+
+
+class Slow(Workflow):
+    """One step that takes longer than the lease (a call waiting for its rate budget)."""
+
+    def definition(self) -> Any:
+        return S(Step("slow", self.slow), Return("done"))
+
+    async def slow(self) -> None:
+        HELD.runs += 1
+        HELD.entered.set()
+        await HELD.go.wait()
+
+
+async def test_a_step_longer_than_the_lease_keeps_it(database_url: str) -> None:
+    HELD.entered, HELD.go, HELD.runs = asyncio.Event(), asyncio.Event(), 0
+    clock = FakeClock()
+    lease = timedelta(seconds=0.3)  # renewed every 0.1 s of real time
+    a, b = (
+        Engine(database_url, workflows=[Slow], clock=clock, lease=lease, worker_id=name)
+        for name in ("a", "b")
+    )
+    await a.start()
+    await b.start()
+    try:
+        wid = await a.new_workflow(Slow())
+        running = asyncio.create_task(a.execute(wid))
+        await HELD.entered.wait()
+        clock.advance(timedelta(seconds=5))  # long past the lease A took
+
+        async def renewed() -> bool:
+            expires = (await a.db.get(wid)).lease_expires_at
+            return expires is not None and expires > clock.now()
+
+        await poll(renewed, 10, "the lease was not renewed while the step ran")
+        now = clock.now()
+        assert await b.db.claim_due(now, b.worker_id, now + lease, 10, b.workflows.keys()) == []
+        HELD.go.set()
+        await running
+        record = await a.db.get(wid)
+        assert (record.status, record.output, HELD.runs) == ("finished", "done", 1)
+        assert (record.lease_owner, record.lease_expires_at) == (None, None)
+    finally:
+        await a.close()
+        await b.close()

@@ -539,6 +539,7 @@ class Engine:
             return
         if record is None:
             return
+        heartbeat = _Heartbeat(self, workflow_id)
         try:
             budget = self.steps_per_run
             while True:
@@ -559,6 +560,8 @@ class Engine:
         except BaseException:
             await asyncio.shield(self._drop_lease(workflow_id))
             raise
+        finally:
+            heartbeat.stop()
 
     async def _fail_corrupt(self, workflow_id: str, error: str) -> None:
         mark_failed = getattr(self.db, "mark_failed", None)
@@ -972,6 +975,39 @@ class Engine:
         if record.due_at is not None:
             self._wake(record.id, record.due_at)
         return record, False
+
+
+class _Heartbeat:
+    """Keeps an execution's lease alive while it runs longer than a third of the lease (a
+    step waiting for a rate budget, a slow webhook), so no other process claims the
+    workflow and runs the same step beside it. Costs nothing to an execution that ends
+    sooner: one timer, cancelled."""
+
+    def __init__(self, engine: Engine, workflow_id: str) -> None:
+        self.engine = engine
+        self.workflow_id = workflow_id
+        self.every = engine.lease.total_seconds() / 3
+        self.task: asyncio.Task[None] | None = None
+        self.timer = asyncio.get_running_loop().call_later(self.every, self._start)
+
+    def _start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        renew = getattr(self.engine.db, "renew_lease", None)
+        while renew is not None:  # a DB without it leaves long executions to their lease
+            until = self.engine.clock.now() + self.engine.lease
+            try:
+                if not await renew(self.workflow_id, self.engine.worker_id, until):
+                    return  # not ours any more: the next checkpoint finds out
+            except Exception:
+                log.warning("could not renew the lease of %s", self.workflow_id, exc_info=True)
+            await asyncio.sleep(self.every)
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
 
 # --- helpers over the execution state --------------------------------------------------------

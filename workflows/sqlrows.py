@@ -79,6 +79,9 @@ AUDIT = (
     f"INSERT INTO workflow_events ({', '.join(_EVENT_COLS)}) "
     f"VALUES ({', '.join('?' for _ in _EVENT_COLS)})"
 )
+# A lease kept alive while its owner works: no version bump, so the owner's own next
+# checkpoint still applies, and nothing if another process has claimed it since.
+RENEW_LEASE = "UPDATE workflows SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?"
 MARK_FAILED = (
     "UPDATE workflows SET status = 'failed', error = ?, due_at = NULL, lease_owner = NULL, "
     "lease_expires_at = NULL, version = version + 1, updated_at = ? WHERE id = ?"
@@ -382,6 +385,12 @@ class SQLiteRows:
         async with self.transaction() as db:
             db.execute(MARK_FAILED, (error, sqlite_ts(datetime.now(UTC)), workflow_id))
 
+    async def renew_lease(self, workflow_id: str, owner: str, until: datetime) -> bool:
+        await self._turn()
+        async with self.lock:  # no fsync: a renewal lost in a crash just expires
+            cursor = await self._retry(RENEW_LEASE, (sqlite_ts(until), workflow_id, owner))
+        return bool(cursor.rowcount == 1)
+
     async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]:
         if not types:
             return []
@@ -611,6 +620,7 @@ P_UPDATE = numbered(UPDATE)
 P_CHECKPOINT = numbered(CHECKPOINT)
 P_AUDIT = numbered(AUDIT)
 P_MARK_FAILED = numbered(MARK_FAILED)
+P_RENEW_LEASE = numbered(RENEW_LEASE)
 P_DUE = numbered(DUE.format(types=PG_TYPES))
 P_DUE_TIMERS = numbered(DUE_TIMERS)
 P_CLAIM_WORKFLOWS = numbered(
@@ -715,6 +725,10 @@ class PostgresRows:
     async def mark_failed(self, workflow_id: str, error: str) -> None:
         async with self.transaction() as conn:
             await conn.execute(P_MARK_FAILED, error, datetime.now(UTC), workflow_id)
+
+    async def renew_lease(self, workflow_id: str, owner: str, until: datetime) -> bool:
+        async with self.pool.acquire() as conn:
+            return bool(await conn.execute(P_RENEW_LEASE, until, workflow_id, owner) == "UPDATE 1")
 
     async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]:
         async with self.pool.acquire() as conn:

@@ -222,6 +222,10 @@ class SQLStore:
         """Fail a row without parsing it (its JSON may be what is broken)."""
         await self.rows.mark_failed(workflow_id, error)
 
+    async def renew_lease(self, workflow_id: str, owner: str, until: datetime) -> bool:
+        """Keep `owner`'s lease until `until` (False: it is not `owner`'s any more)."""
+        return await self.rows.renew_lease(workflow_id, owner, until)
+
     async def due(self, now: datetime, limit: int, types: Collection[str]) -> list[str]:
         """Ids of workflows of `types` due for execution whose lease is free or expired."""
         return await self.rows.due(now, limit, types)

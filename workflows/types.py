@@ -135,6 +135,9 @@ class DB(Protocol):
     `update` is the exclusive lock: `fn` runs while no other process can change the record,
     and its changes are saved (version + 1) when it returns; if it raises, nothing is saved.
     `save` is the optimistic checkpoint: it writes only if the version is still the one read.
+    Optional: `renew_lease(workflow_id, owner, until) -> bool` keeps a long execution's
+    lease without a new version (the engine calls it when present), and
+    `mark_failed(workflow_id, error)` fails a row whose data no longer parses.
     """
 
     async def start(self) -> None: ...

@@ -89,6 +89,13 @@ class MemoryStore:
         self._keep(record)
         return True
 
+    async def renew_lease(self, workflow_id: str, owner: str, until: datetime) -> bool:
+        record = self._records.get(workflow_id)
+        if record is None or record.lease_owner != owner:
+            return False
+        record.lease_expires_at = until
+        return True
+
     async def mark_failed(self, workflow_id: str, error: str) -> None:
         record = self._records[workflow_id]
         record.status, record.error, record.lease_owner = "failed", error, None
