@@ -193,6 +193,7 @@ class Cards:
     def __init__(self, posts: Posts) -> None:
         self.posts = posts
         self._engine: Engine | None = None
+        self._bot_name: str | None = None
 
     @classmethod
     def of(cls, parts: Parts) -> Cards:
@@ -200,6 +201,12 @@ class Cards:
 
     def attach(self, engine: Engine) -> None:
         self._engine = engine
+
+    async def _name(self) -> str:
+        """The bot's name in the workspace (what `/invite @…` takes), asked once."""
+        if self._bot_name is None:
+            self._bot_name = str((await self.client.auth_test()).get("user", ""))
+        return self._bot_name
 
     @property
     def client(self) -> Any:
@@ -216,7 +223,7 @@ class Cards:
                 raise
             state.card_note = (
                 f"I could not post this in <#{channel}>: invite me there with "
-                "`/invite @approvals` to show requests in the channel."
+                f"`/invite @{await self._name()}` to show requests in the channel."
             )
             posted = await self.posts.post_once(
                 ask.workflow_id, ask.requester, f"{key}:dm", card(ask, state)
