@@ -115,7 +115,7 @@ def register(
     for command, launches in commands.items():
         app.command(command)(_listener(command, launches, engine, requests_first, settings))
     forms = {launch.name: launch for each in commands.values() for launch in each}
-    app.view(FORM_VIEW)(_form_listener(forms, engine, settings))
+    app.view(FORM_VIEW)(_form_listener(forms, engine, requests_first, settings))
 
 
 def _listener(
@@ -217,9 +217,14 @@ async def _command_form(
 
 
 def _form_listener(
-    launches: Mapping[str, Launch[Any]], engine: Engine, settings: Settings | None
+    launches: Mapping[str, Launch[Any]],
+    engine: Engine,
+    requests_first: RequestsFirst,
+    settings: Settings | None,
 ) -> Any:
-    async def form_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def form_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
             launch = launches[str(meta["launch"])]
@@ -247,7 +252,13 @@ def _form_listener(
         try:
             answer = await asyncio.wait_for(asyncio.shield(storing), ACK_DEADLINE)
         except TimeoutError:
-            answer = "Recording your request…"
+            await ack(
+                response_action="update",
+                view=_closing("Recording your request…", launch.form_title),
+            )
+            late = _report_form_late(storing, client, str(view.get("id", "")), launch.form_title)
+            requests_first.later(late, urgent=True)
+            return
         if isinstance(answer, dict):
             await ack(response_action="errors", errors=answer)
             return
@@ -279,6 +290,24 @@ def _closing(text: str, title: str = "Request") -> dict[str, Any]:
         "close": {"type": "plain_text", "text": "Done"},
         "blocks": [section(text)],
     }
+
+
+async def _report_form_late(
+    storing: asyncio.Future[str | dict[str, str]],
+    client: AsyncWebClient,
+    view_id: str,
+    title: str,
+) -> None:
+    """The database was slow: the form, showing "Recording…", turns into what happened."""
+    answer = await storing
+    if isinstance(answer, dict):  # refused late: say why, field by field
+        answer = "The request was not started:\n" + "\n".join(
+            f"• {message}" for message in answer.values()
+        )
+    try:
+        await client.views_update(view_id=view_id, view=_closing(answer, title))
+    except SlackApiError as e:  # closed meanwhile: nothing left to show it in
+        log.info("could not show the late answer of a form: %s", e.response.get("error"))
 
 
 async def _report_late(replying: asyncio.Future[str], respond: AsyncRespond) -> None:

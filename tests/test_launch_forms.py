@@ -4,6 +4,7 @@ errors, the inline `key=value` launch, `help`, and the signed webhook once appro
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,36 @@ async def test_a_form_slack_will_not_open_is_said_even_where_the_bot_is_not(bot:
     )
     assert bot.slack.open_views(RITA) == []
     assert await workflows(bot) == []
+
+
+async def test_a_form_stored_late_turns_into_its_answer(bot: Bot, tmp_path: Path) -> None:
+    """The database is slow (another process holds SQLite's write lock past Slack's
+    deadline): the form says it is recording, then shows what happened once stored."""
+    form = await open_form(bot, RITA)
+    holder = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        done = await bot.slack.submit_view(
+            RITA,
+            form,
+            {
+                "service": {"service": "api"},
+                "version": {"version": "2.4"},
+                "approvers": {"approvers": [ALICE]},
+                "notes": {"notes": ""},
+            },
+        )
+        assert "Recording your request…" in str(done.json["view"])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    def answered() -> bool:
+        return any(
+            "Deploy of *api* 2.4 sent for approval to <@U0ALICE>" in str(v.view)
+            for v in bot.slack.open_views(RITA)
+        )
+
+    await poll(answered, 10, f"the form never showed its answer: {bot.slack.open_views(RITA)}")
+    assert len(await workflows(bot)) == 1
+    assert "Deploy *api* version *2.4*" in (await bot.request_dm(ALICE)).text
