@@ -234,6 +234,7 @@ async def approval_cancelled(
     # Its line carries no time: `on_cancel` may run again (its data is not kept), and
     # must post the very same line.
     state.timeline.append(settled_line(ask, state, cancelled))
+    await _show_on_home(workflow, ask, state, cancelled)
     cards = _cards(workflow)
     if cards is not None:
         await cards.refresh(ask, state, cancelled)
@@ -243,6 +244,15 @@ async def approval_cancelled(
 EXTEND_LIMIT = timedelta(days=30)
 """How far past its first deadline a request can be extended, in all."""
 NUDGE_EVERY = timedelta(hours=1)
+
+
+async def _show_on_home(
+    workflow: Workflow, ask: Ask, state: Approval, cancelled: tuple[str, str] | None = None
+) -> None:
+    """The people's App Homes show the approval as it stands (bot.home)."""
+    from bot.home import show_on_home  # it imports this package (the card) in turn
+
+    await show_on_home(workflow, ask, state, cancelled)
 
 
 def _cards(workflow: Workflow) -> Cards | None:
@@ -341,22 +351,26 @@ class _Approval:
         self.state.requested_at = self.workflow.now()
 
     async def post_card(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None:
             await cards.post(self.ask, self.state, self.channel)
 
     async def refresh(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None and self.state.outcome is None:
             # Once the outcome is in, the main thread shows it (with its time): one update.
             await cards.refresh(self.ask, self.state)
 
     async def show_now(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None:
             await cards.refresh(self.ask, self.state)
 
     async def show_extension(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None:
             await cards.show_deadline(self.ask, self.state, self.threads)
@@ -369,6 +383,7 @@ class _Approval:
             await cards.refresh(self.ask, self.state)
 
     async def show_outcome(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None:
             # Urgent, not put off: what follows (telling the requester) waits for it.
