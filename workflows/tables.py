@@ -85,7 +85,7 @@ class PartyRow(SQLModel, table=True):
 
     __tablename__ = "workflow_people"
     __table_args__ = (
-        sa.Index("ix_workflow_people_open", "person", "open", "role", "since"),
+        sa.Index("ix_workflow_people_open", "person", "open", "role", "since", "workflow_id"),
         sa.Index("ix_workflow_people_recent", "person", "open", "updated_at"),
     )
 

@@ -31,7 +31,9 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
     op.create_index(
-        "ix_workflow_people_open", "workflow_people", ["person", "open", "role", "since"]
+        "ix_workflow_people_open",
+        "workflow_people",
+        ["person", "open", "role", "since", "workflow_id"],
     )
     op.create_index(
         "ix_workflow_people_recent", "workflow_people", ["person", "open", "updated_at"]
