@@ -62,7 +62,7 @@ from bot.homeview import (
     decode_page,
     home_view,
 )
-from bot.messages import mention, preview, slack_date
+from bot.messages import mention, mentions, preview, slack_date
 from bot.routines.card import Ask, decode_value, settled_line
 from callbacks.priority import background
 from callbacks.slack import shown_digest
@@ -91,12 +91,14 @@ def parties_of(ask: Ask, state: Approval, cancelled: tuple[str, str] | None = No
     progress = f"{len(state.approved_by)} of {ask.quorum} approved"
     title = preview(ask.text, 300)
     at = state.decided_at if ended else None
+    pending = [u for u in ask.approvers if u not in state.approved_by and u != state.denied_by]
+    waiting_for = f"Waiting for {mentions(pending)} · " if pending else ""
     requester = Party(
         ask.requester,
         ask.workflow_id,
         REQUESTER,
         ask.name,
-        stand=ended or f"{progress}{expires}",
+        stand=ended or f"{waiting_for}{progress}{expires}",
         open=not ended,
         title=title,
         since=state.requested_at,

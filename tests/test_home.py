@@ -120,7 +120,9 @@ async def test_three_pending_oldest_first_and_one_approved_from_the_home(bot: Bo
 
     # The requester's Home: their open requests with where they stand, the decided one.
     await bot.slack.open_home(RITA)
-    rita = await home_showing(bot, RITA, "Your requests (2)", "0 of 1 approved")
+    rita = await home_showing(
+        bot, RITA, "Your requests (2)", "Waiting for <@U0ALICE> · 0 of 1 approved"
+    )
     mine = reads(rita)
     assert "[Cancel]" in mine
     assert "[Extend]" in mine

@@ -14,10 +14,13 @@ compress), and, when asked to, 429s or 500s of its own. It records every call an
 answer.
 
 As Slack's side it signs slash commands (only the app's own, those `manifest.yml`
-declares), button clicks and modal submissions with the signing secret and sends them to
-the app over HTTP (or, when the app connected through Socket Mode, as envelopes over the
-websocket), serves `response_url`, and keeps what each user would see: messages,
-ephemeral messages, open modals.
+declares), button clicks (in messages, and in views: a modal or the Home tab, without a
+`response_url`), modal submissions and the `app_home_opened` event (as JSON, only when the
+manifest subscribes to it, and only for an app with a Home tab) with the signing secret
+and sends them to the app over HTTP (or, when the app connected through Socket Mode, as
+envelopes over the websocket), serves `response_url`, and keeps what each user would see: messages,
+ephemeral messages, open modals, their Home tab (one view, its id kept when published
+again).
 """
 
 from __future__ import annotations
