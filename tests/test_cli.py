@@ -23,7 +23,7 @@ from callbacks.user_action import WaitForUserAction
 from tests.helpers import ManualManager
 from tests.processes import poll
 from tests.slackbot import ALICE, BOB, CAROL, RITA, Bot, at
-from workflows import CorruptWorkflow, Engine
+from workflows import CorruptWorkflow, Engine, schema
 from workflows.store import SQLStore, async_url
 from workflows.tables import W
 
@@ -457,7 +457,7 @@ async def test_an_older_schema_is_not_upgraded_by_a_read(database_url: str) -> N
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
         f"Error: DATABASE_URL={database_url}: the database schema is at revision '0001', "
-        "older than this code's '0004'; run `approval-bot migrate` first"
+        f"older than this code's {schema.head()!r}; run `approval-bot migrate` first"
     )
 
 
