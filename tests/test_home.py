@@ -17,7 +17,7 @@ from bot import messages
 from bot.actions import STALE
 from bot.coalesce import Coalescer
 from bot.homeview import APPROVE_ACTION, DENY_ACTION, PAGE_ACTION
-from bot.routines.card import NUDGE_ACTION
+from bot.routines.card import CANCEL_ACTION, NUDGE_ACTION
 from bot.sandbox.slack import View
 from tests.processes import poll
 from tests.slackbot import ALICE, BOB, EVE, RITA, Bot, at, running_bot, standin
@@ -182,6 +182,26 @@ async def test_the_requester_nudges_from_the_home(bot: Bot) -> None:
     await home_showing(bot, RITA, "The approvers who have not answered are reminded.")
     await bot.slack.open_home(RITA)  # opened again: the notice is gone
     await poll(lambda: "reminded" not in reads(bot.slack.home(RITA)), 10, "the notice stayed")
+
+
+async def test_a_cancel_from_the_home_closes_it_for_everyone(bot: Bot) -> None:
+    await requested(bot, RITA, "Wrong one", f"{at(ALICE)} {at(BOB)}")
+    await bot.slack.open_home(ALICE)
+    await home_showing(bot, ALICE, "Waiting on you (1)")
+    await bot.slack.open_home(RITA)
+    home = await home_showing(bot, RITA, "Your requests (1)")
+    await bot.slack.click_view(RITA, home, CANCEL_ACTION, block_for(home, "Wrong one", "request:"))
+    await poll(lambda: bot.slack.open_views(RITA), 10, "the cancel form did not open")
+    (form,) = bot.slack.open_views(RITA)
+    await bot.slack.submit_view(RITA, form, {"reason": {"reason_input": "Submitted in error"}})
+    await home_showing(bot, RITA, "Your requests (0)", "Cancelled by <@U0RITA>: Submitted in error")
+    await home_showing(
+        bot,
+        ALICE,
+        "Waiting on you (0)",
+        "You did not answer · Cancelled by <@U0RITA>: Submitted in error",
+    )
+    assert await bot.status(await bot.only_workflow()) == "cancelled"
 
 
 MINUTE = 0.6  # a Slack minute of 0.6 s: 150 requests' posts within seconds, limits held
