@@ -132,27 +132,12 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
     async def open_deny_form(
         body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
-        user = body["user"]["id"]
         try:
             request = messages.decode_request(body["actions"][0]["value"])
-            handler = await engine.check_callback(request)
-            if isinstance(handler, WaitForUserAction):
-                handler.check(user)
         except (KeyError, ValueError, TypeError):
             await tell(respond, "This button is not valid any more.")
             return
-        except WorkflowError as e:
-            await tell(respond, explain(e))
-            return
-        text = handler.text if isinstance(handler, WaitForUserAction) else ""
-        channel = str(body.get("channel", {}).get("id", ""))
-        await open_modal(
-            client,
-            respond,
-            body,
-            messages.deny_modal(request, channel, text),
-            "Slack could not open the form in time; please click Deny again.",
-        )
+        await ask_reason(engine, request, body, respond, client)
 
     @app.action(messages.FULL_REQUEST_ACTION)
     async def full_request(
@@ -213,6 +198,34 @@ def register(app: AsyncApp, engine: Engine, requests_first: RequestsFirst) -> No
         await ack_when_decided(ack, applying)
         if channel:
             requests_first.later(_confirm_denial(client, channel, user, applying))
+
+
+async def ask_reason(
+    engine: Engine,
+    request: CallbackRequest,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
+    """Deny's modal asking why, for the wait `request` answers, once the person clicking
+    may deny it (else they are told why not)."""
+    user = body["user"]["id"]
+    try:
+        handler = await engine.check_callback(request)
+        if isinstance(handler, WaitForUserAction):
+            handler.check(user)
+    except WorkflowError as e:
+        await tell(respond, explain(e))
+        return
+    text = handler.text if isinstance(handler, WaitForUserAction) else ""
+    channel = str(body.get("channel", {}).get("id", ""))
+    await open_modal(
+        client,
+        respond,
+        body,
+        messages.deny_modal(request, channel, text),
+        "Slack could not open the form in time; please click Deny again.",
+    )
 
 
 async def open_modal(

@@ -7,14 +7,16 @@ buttons and the Deny modal (bot.actions). They stay here rather than in one blue
 because any blueprint's workflow may wait for a person's decision or press. Declared as a
 blueprint like any other, loaded first (bot.loading), so its scopes reach the manifest and
 its wait types cannot be claimed twice. Its services are those the routines' steps reach
-(bot.routines): keyed posts for `notify`, the HTTP session and secret for `webhook`.
+(bot.routines): keyed posts for `notify`, the HTTP session and secret for `webhook`, the
+request card, and the App Home inbox (bot.home), which any approval appears in, so the
+base enables the Home tab and subscribes to `app_home_opened`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot import actions, messages, requester
+from bot import actions, home, messages, requester
 from bot.blueprint import Blueprint, Parts
 from bot.routines.card import Cards
 from bot.routines.notify import Notifications
@@ -76,8 +78,10 @@ blueprint = Blueprint(
         WaitForButton.type: _buttons,
         RequesterControl.type: _controls,
     },
-    listeners=[_decisions],
-    services=[Notifications.of, Webhooks.of, Cards.of],
+    listeners=[_decisions, home.register],
+    services=[Notifications.of, Webhooks.of, Cards.of, home.Home.of],
+    events=["app_home_opened"],
+    home_tab=True,
     scopes={
         "chat:write": "post DMs (Approve / Deny requests, outcomes), delete them, reply "
         "ephemerally",

@@ -138,5 +138,11 @@ def slash_commands(manifest: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(c["command"]) for c in manifest.get("features", {}).get("slash_commands", []))
 
 
+def bot_events(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The bot events the manifest subscribes to."""
+    subscriptions = manifest.get("settings", {}).get("event_subscriptions", {})
+    return tuple(str(e) for e in subscriptions.get("bot_events", []))
+
+
 def home_tab_enabled(manifest: dict[str, Any]) -> bool:
     return bool(manifest.get("features", {}).get("app_home", {}).get("home_tab_enabled"))

@@ -17,6 +17,8 @@ from workflows import CallbackRejected, CallbackRequest
 
 APPROVE = "approve"
 DENY = "deny"
+OWN_REQUEST = "You cannot approve or deny your own request."
+NOT_APPROVER = "You are not an approver of this request."
 
 
 @dataclass
@@ -47,9 +49,9 @@ class WaitForUserAction:
     def check(self, user: str) -> None:
         """Raise `CallbackRejected` unless `user` may decide on this request."""
         if user == self.requester and not self.allow_self:
-            raise CallbackRejected("You cannot approve or deny your own request.")
+            raise CallbackRejected(OWN_REQUEST)
         if user not in self.approvers:
-            raise CallbackRejected("You are not an approver of this request.")
+            raise CallbackRejected(NOT_APPROVER)
 
     async def handle(self, request: CallbackRequest, input: Any) -> Any:
         if not isinstance(input, dict):

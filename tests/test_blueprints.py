@@ -558,12 +558,13 @@ async def test_two_services_of_one_type_are_refused_when_the_bot_is_built(
     )
 
 
-def test_the_manifest_lists_each_command_its_scopes_and_the_home_tab_only_when_used(
+def test_the_manifest_lists_each_command_its_scopes_and_the_home_tab_once(
     site: Path,
 ) -> None:
+    # The base's App Home inbox shows every approval: any bot has the Home tab.
     shipped = manifest(load_blueprints("bot.blueprints.approval"))
-    assert "app_home" not in shipped["features"]
-    assert "event_subscriptions" not in shipped["settings"]
+    assert shipped["features"]["app_home"]["home_tab_enabled"] is True
+    assert shipped["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     loaded = load_blueprints("bot.blueprints.approval,mycompany.ops,mycompany.more_ops")
     data = manifest(loaded)
     assert data["features"]["app_home"] == {"home_tab_enabled": True, "messages_tab_enabled": True}

@@ -126,6 +126,7 @@ def test_missing_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
 async def test_a_newer_database_schema_stops_start_up(
     bot_env: dict[str, str], tmp_path: Path
 ) -> None:
+    from workflows import schema
     from workflows.store import SQLStore
 
     store = SQLStore(bot_env["DATABASE_URL"])
@@ -137,7 +138,7 @@ async def test_a_newer_database_schema_stops_start_up(
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "Error: the database schema is at revision '0099', newer than this code (which "
-        "knows up to '0004'): run a newer release"
+        f"knows up to {schema.head()!r}): run a newer release"
     )
 
 

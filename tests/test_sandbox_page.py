@@ -708,3 +708,48 @@ def test_the_page_shows_every_emoji_the_bot_writes() -> None:
     }
     assert written
     assert written <= known, f"the page cannot show {sorted(written - known)}"
+
+
+async def test_the_home_tab_approving_one_of_three(page: Page, sandbox: Sandbox) -> None:
+    await act_as(page, "U0RITA")
+    await open_conversation(page, "C0GENERAL")
+    sent = page.locator(".message.ephemeral", has_text="Approval request sent to @alice")
+    for i, text in enumerate(
+        ("Deploy api v2.3", "Rotate the signing keys", "Drop the search cache")
+    ):
+        await say(page, f"/approval @alice {text}")
+        await expect(sent).to_have_count(i + 1)  # one at a time: oldest first is this order
+    await poll(
+        lambda: len([m for m in sandbox.slack.visible("U0ALICE") if m.blocks]) == 3,
+        15,
+        "alice was not asked three times",
+    )
+
+    await act_as(page, "U0ALICE")
+    await open_conversation(page, "home")  # opening it tells the app, which publishes it
+    home = page.locator("#messages .home")
+    await expect(home.locator(".bk-header").first).to_have_text("Waiting on you (3)")
+    await expect(page.locator("#app-tabs")).to_be_visible()
+    await expect(page.locator(".composer")).to_be_hidden()  # a Home has no composer
+    items = home.locator(".bk-section", has=page.locator("b"))
+    await expect(items.locator("b")).to_have_text(
+        ["Deploy api v2.3", "Rotate the signing keys", "Drop the search cache"]  # oldest first
+    )
+    await shot(page, "6-home-three-waiting")
+
+    buttons = home.locator(".bk-actions").nth(1)  # under the second request
+    await buttons.locator('button.bk-button[data-action-id="home_approve"]').click()
+    await expect(home.locator(".bk-context").first).to_have_text(
+        "Thanks, your approval is recorded."
+    )
+    await expect(home.locator(".bk-header").first).to_have_text("Waiting on you (2)")
+    await expect(home).to_contain_text("You approved · Approved by @alice")
+    await shot(page, "7-home-one-approved")
+
+    await act_as(page, "U0RITA")  # still on the Home: now rita's
+    await expect(home.locator(".bk-header").nth(1)).to_have_text("Your requests (2)")
+    await expect(home).to_contain_text("Approved by @alice")
+    await expect(home.locator('button.bk-button[data-action-id="request_nudge"]')).to_have_count(2)
+    await shot(page, "8-home-requester")
+    await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
+    await expect(page.locator("#messages")).to_contain_text("approved")

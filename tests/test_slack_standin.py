@@ -9,7 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
@@ -17,7 +19,7 @@ from bot.blueprints.approval.outcomes import outcome_message
 from bot.sandbox.slack import SlackStandin
 from bot.slack import make_client
 from bot.slackapi import bot_scopes, read_manifest
-from tests.slackbot import ALICE, APP_TOKEN, BOT_TOKEN, RITA, standin
+from tests.slackbot import ALICE, APP_TOKEN, BOT_TOKEN, RITA, SIGNING_SECRET, standin
 from workflows import CallbackRequest
 
 MANIFEST_SCOPES = bot_scopes(read_manifest())
@@ -388,10 +390,13 @@ async def test_views_update_push_and_their_errors(slack: SlackStandin) -> None:
 
 
 async def test_views_publish_needs_the_home_tab_in_the_manifest(slack: SlackStandin) -> None:
-    assert "app_home" not in read_manifest().get("features", {})
+    assert read_manifest()["features"]["app_home"]["home_tab_enabled"] is True
     home = {"type": "home", "blocks": [SECTION]}
     web = client(slack)
+    slack.home_tab = False  # an app whose manifest has no Home tab
     assert (await refused(web.views_publish(user_id=ALICE, view=home)))["error"] == "not_enabled"
+    with pytest.raises(ValueError, match="no Home tab"):
+        await slack.open_home(ALICE)
     slack.home_tab = True
     published = await web.views_publish(user_id=ALICE, view=home)
     assert published["view"]["type"] == "home"
@@ -399,3 +404,56 @@ async def test_views_publish_needs_the_home_tab_in_the_manifest(slack: SlackStan
     assert as_modal["error"] == "invalid_arguments"
     assert slack.workspace.homes[ALICE].view["id"] == published["view"]["id"]
     assert json.dumps(slack.workspace.homes[ALICE].view["blocks"]) == json.dumps([SECTION])
+    # Published again, the Home is the same view (its id) with a new hash.
+    again = await web.views_publish(user_id=ALICE, view={"type": "home", "blocks": [SECTION] * 2})
+    assert again["view"]["id"] == published["view"]["id"]
+    assert again["view"]["hash"] != published["view"]["hash"]
+    # As strict as for a modal: 100 blocks at most, a section's text 3,000 characters.
+    over = await refused(web.views_publish(user_id=ALICE, view={**home, "blocks": [SECTION] * 101}))
+    assert over["error"] == "invalid_arguments"
+    long = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    too_long = await refused(web.views_publish(user_id=ALICE, view={**home, "blocks": [long]}))
+    assert too_long["error"] == "invalid_arguments"
+    stale = await refused(
+        web.views_publish(user_id=ALICE, view=home, hash=published["view"]["hash"])
+    )
+    assert stale["error"] == "hash_conflict"
+    assert len(slack.workspace.homes[ALICE].view["blocks"]) == 2  # the refused changed nothing
+
+
+async def test_app_home_opened_is_sent_signed_as_slack_sends_events(slack: SlackStandin) -> None:
+    received: list[tuple[dict[str, str], str]] = []
+
+    async def events(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.text()))
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_post("/slack/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+    try:
+        answer = await slack.open_home(ALICE)
+        assert answer is not None
+        assert answer.status == 200
+        ((headers, body),) = received
+        assert headers["Content-Type"] == "application/json"
+        verifier = SignatureVerifier(SIGNING_SECRET)
+        assert verifier.is_valid(
+            body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"]
+        )
+        sent = json.loads(body)
+        assert sent["type"] == "event_callback"
+        assert sent["event"]["type"] == "app_home_opened"
+        assert sent["event"]["user"] == ALICE
+        assert sent["event"]["tab"] == "home"
+        assert "view" not in sent["event"]  # nothing published for alice yet
+        slack.events = ()  # an app that does not subscribe to it is not told
+        assert await slack.open_home(ALICE) is None
+        assert len(received) == 1
+    finally:
+        await runner.cleanup()

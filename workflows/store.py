@@ -20,7 +20,7 @@ Both also check the version column on every write (optimistic checkpoints).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,14 +28,17 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from workflows import schema
 from workflows.errors import CorruptWorkflow, DatabaseUnavailable, WorkflowNotFound
 from workflows.sqlrows import PostgresRows, SQLiteRows, _data, _load_json, _state
-from workflows.tables import EF, E, W
-from workflows.types import Record, Timer
+from workflows.state import Status
+from workflows.tables import EF, E, P, W
+from workflows.types import Party, Record, Timer
 
 T = TypeVar("T")
 
@@ -355,6 +358,47 @@ class SQLStore:
         except sa.exc.IntegrityError:  # another process inserted it first: replace it
             await self._run(write)
 
+    # --- parties: who has a part in which workflow (SQLAlchemy path) ---------------------
+
+    async def set_parties(self, parties: Sequence[Party]) -> None:
+        if not parties:
+            return
+        insert = sqlite_insert if self.is_sqlite else pg_insert
+        now = datetime.now(UTC)
+        rows = [_party_values(p, now) for p in parties]
+        statement = insert(P).values(rows)
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[P.c.person, P.c.workflow_id, P.c.role, P.c.part],
+            set_={c: new[c] for c in ("stand", "open", "title", "since", "updated_at")},
+            # A step that runs again writes what is there: the row keeps its updated_at.
+            where=sa.or_(
+                P.c.stand != new.stand,
+                P.c.open != new.open,
+                P.c.title != new.title,
+                P.c.since.is_distinct_from(new.since),
+            ),
+        )
+        await self._run(lambda conn: conn.execute(statement))
+
+    async def parties(
+        self,
+        person: str,
+        *,
+        open: bool,
+        role: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[Party]:
+        query = parties_query(person, open=open, role=role, limit=limit, offset=offset)
+        return await self._run(
+            lambda conn: [Party(**dict(r._mapping)) for r in conn.execute(query)]
+        )
+
+    async def count_parties(self, person: str, *, open: bool, role: str | None = None) -> int:
+        query = count_parties_query(person, open=open, role=role)
+        return int(await self._run(lambda conn: conn.execute(query).scalar() or 0))
+
     async def history(self, workflow_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail of one workflow, or of all (oldest first)."""
         query = E.select().order_by(E.c.id)
@@ -378,6 +422,48 @@ def _sqlite_locking(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+LIVE = (Status.RUNNING, Status.WAITING)
+
+
+def parties_query(
+    person: str, *, open: bool, role: str | None = None, limit: int = 20, offset: int = 0
+) -> Any:
+    """The query of `SQLStore.parties` (benchmarks print its plan): one range of an index,
+    `ix_workflow_people_open` for open parts, `ix_workflow_people_recent` for closed."""
+    query = _parties(sa.select(P), person, open, role)
+    order = (P.c.since, P.c.workflow_id) if open else (P.c.updated_at.desc(),)
+    return query.order_by(*order).limit(limit).offset(offset)
+
+
+def count_parties_query(person: str, *, open: bool, role: str | None = None) -> Any:
+    return _parties(sa.select(sa.func.count()).select_from(P), person, open, role)
+
+
+def _parties(query: Any, person: str, open: bool, role: str | None) -> Any:
+    """`person`'s open parts (of workflows still running: one that failed, or was
+    cancelled before its steps said so, leaves them) or closed ones."""
+    query = query.where(P.c.person == person, P.c.open == open)
+    if role is not None:
+        query = query.where(P.c.role == role)
+    if open:
+        query = query.join(W, W.c.id == P.c.workflow_id).where(W.c.status.in_(LIVE))
+    return query
+
+
+def _party_values(party: Party, now: datetime) -> dict[str, Any]:
+    return {
+        "person": party.person,
+        "workflow_id": party.workflow_id,
+        "role": party.role,
+        "part": party.part,
+        "stand": party.stand[:400],
+        "open": party.open,
+        "title": party.title[:400],
+        "since": party.since,
+        "updated_at": party.updated_at or now,
+    }
 
 
 # The rows with their JSON columns as stored text: decoded here, one row at a time, so

@@ -77,10 +77,34 @@ class EffectRow(SQLModel, table=True):
     updated_at: datetime
 
 
+class PartyRow(SQLModel, table=True):
+    """Who has a part in which workflow (see `types.Party`), written by the workflows'
+    steps when a part changes. Indexed by person: a person's open parts, oldest first, and
+    their closed ones, latest first, are each one range of an index, however many
+    workflows the database holds."""
+
+    __tablename__ = "workflow_people"
+    __table_args__ = (
+        sa.Index("ix_workflow_people_open", "person", "open", "role", "since", "workflow_id"),
+        sa.Index("ix_workflow_people_recent", "person", "open", "updated_at"),
+    )
+
+    person: str = Field(primary_key=True, max_length=64)
+    workflow_id: str = Field(primary_key=True, max_length=64)
+    role: str = Field(primary_key=True, max_length=32)
+    part: str = Field(default="", primary_key=True, max_length=200)
+    stand: str = Field(default="", max_length=400)
+    open: bool = True
+    title: str = Field(default="", max_length=400)
+    since: datetime | None = None
+    updated_at: datetime
+
+
 W = WorkflowRow.__table__  # type: ignore[attr-defined]
 E = EventRow.__table__  # type: ignore[attr-defined]
 TM = TimerRow.__table__  # type: ignore[attr-defined]
 EF = EffectRow.__table__  # type: ignore[attr-defined]
+P = PartyRow.__table__  # type: ignore[attr-defined]
 
 WORKFLOW_COLUMNS: tuple[str, ...] = tuple(W.c.keys())
 EVENT_COLUMNS: tuple[str, ...] = tuple(E.c.keys())

@@ -6,7 +6,7 @@ inherit from the engine's classes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -120,6 +120,28 @@ class Record:
 
 
 @dataclass
+class Party:
+    """A person's part in a workflow, as its steps state it (`DB.set_parties`): kept in a
+    table indexed by person, so "what waits on me" is a lookup, not a scan of every
+    workflow's JSON.
+
+    `role` and `part` are the workflow's words (`approver`, `requester`; which approval);
+    `stand` is where the person stands, as they would read it; `open` whether the part is
+    still live (for an approver: the request waits on them), so lists of open parts come
+    oldest `since` first, and of closed ones latest `updated_at` first."""
+
+    person: str
+    workflow_id: str
+    role: str
+    part: str = ""
+    stand: str = ""
+    open: bool = True
+    title: str = ""
+    since: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
 class Timer:
     """A callback the engine fires by itself at `fire_at` (durably stored)."""
 
@@ -213,6 +235,29 @@ class DB(Protocol):
 
     async def record_effect(self, key: str, value: Any, workflow_id: str | None = None) -> None:
         """Record `value` (JSON, not None) under `key`, durably, replacing what was there."""
+        ...
+
+    async def set_parties(self, parties: Sequence[Party]) -> None:
+        """Store each party (by person, workflow, role and part), replacing what was there:
+        idempotent, so a step that runs again writes the same. A party whose `stand`,
+        `open` and `title` are unchanged keeps its `updated_at`."""
+        ...
+
+    async def parties(
+        self,
+        person: str,
+        *,
+        open: bool,
+        role: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[Party]:
+        """`person`'s open parts (of workflows still running, oldest `since` first) or
+        closed ones (latest `updated_at` first), of `role` if given."""
+        ...
+
+    async def count_parties(self, person: str, *, open: bool, role: str | None = None) -> int:
+        """How many `parties` there are in all (for a pager)."""
         ...
 
     async def oldest_due(self, now: datetime) -> datetime | None: ...

@@ -235,6 +235,7 @@ async def approval_cancelled(
     # Its line carries no time: `on_cancel` may run again (its data is not kept), and
     # must post the very same line.
     state.timeline.append(settled_line(ask, state, cancelled))
+    await _show_on_home(workflow, ask, state, cancelled)
     cards = _cards(workflow)
     if cards is not None:
         await cards.refresh(ask, state, cancelled)
@@ -244,6 +245,15 @@ async def approval_cancelled(
 EXTEND_LIMIT = timedelta(days=30)
 """How far past its first deadline a request can be extended, in all."""
 NUDGE_EVERY = timedelta(hours=1)
+
+
+async def _show_on_home(
+    workflow: Workflow, ask: Ask, state: Approval, cancelled: tuple[str, str] | None = None
+) -> None:
+    """The people's App Homes show the approval as it stands (bot.home)."""
+    from bot.home import show_on_home  # it imports this package (the card) in turn
+
+    await show_on_home(workflow, ask, state, cancelled)
 
 
 def _cards(workflow: Workflow) -> Cards | None:
@@ -315,7 +325,7 @@ class _Approval:
             WaitFor(f"{p}decided", self.state.outcome is not None),
             # The card shows the outcome once the waits it ended are torn down
             # (`close_card`): what follows (telling the requester) waits for no card.
-            Step(f"{p}show outcome", self.mark_decided),
+            Step(f"{p}show outcome", self.show_outcome),
         )
 
     def ask_one(self, thread_id: str) -> Any:
@@ -347,23 +357,27 @@ class _Approval:
         self.state.requested_at = self.workflow.now()
 
     async def post_card(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None:
             with background():
                 await cards.post(self.ask, self.state, self.channel)
 
     async def refresh(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None and self.state.outcome is None:
-            # Once the outcome is in, the main thread shows it (with its time): one update.
+            # Once the outcome is in, `close_card` shows it (with its time): one update.
             await cards.refresh(self.ask, self.state)
 
     async def show_now(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None:
             await cards.refresh(self.ask, self.state)
 
     async def show_extension(self) -> None:
+        await _show_on_home(self.workflow, self.ask, self.state)
         cards = _cards(self.workflow)
         if cards is not None:
             await cards.show_deadline(self.ask, self.state, self.threads)
@@ -384,9 +398,11 @@ class _Approval:
         if cards is not None and self.state.outcome is not None:
             await cards.settle(self.ask, self.state, self.channel, self.threads)
 
-    def mark_decided(self) -> None:
+    async def show_outcome(self) -> None:
+        """The Homes show the outcome at once; the card shows it from `close_card`."""
         if self.state.decided_at is None:  # stamped by the click that decided it
             self.state.decided_at = self.workflow.now()
+        await _show_on_home(self.workflow, self.ask, self.state)
 
     def time_out(self) -> None:
         if self.state.outcome is None:  # a deadline that passes after the decision is moot

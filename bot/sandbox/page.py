@@ -41,13 +41,14 @@ from bot.sandbox.slack import BOT_USER_ID, SLACKBOT, Message, SlackStandin
 from bot.server import web_app
 from bot.service import Service, build
 from bot.settings import Settings
-from bot.slackapi import bot_scopes, home_tab_enabled, slash_commands
+from bot.slackapi import bot_events, bot_scopes, home_tab_enabled, slash_commands
 from workflows.store import CorruptRecord, SQLStore
 from workflows.types import Record
 
 log = logging.getLogger("bot.sandbox")
 
 STATIC = Path(__file__).parent / "static"
+HOME = "home"  # the sidebar's entry for the app's Home tab
 BOT_TOKEN = "xoxb-sandbox"
 
 USERS = [
@@ -132,6 +133,7 @@ async def running_sandbox(
         scopes=bot_scopes(installed),
         home_tab=home_tab_enabled(installed),
         commands=slash_commands(installed),
+        events=bot_events(installed),
     )
     slack.attach(base)
     slack.app_url = f"{base}/slack/events"
@@ -208,6 +210,7 @@ class PageApi:
             web.get("/sandbox/api/state", self.state),
             web.post("/sandbox/api/send", self.send),
             web.post("/sandbox/api/click", self.click),
+            web.post("/sandbox/api/home", self.open_home),
             web.post("/sandbox/api/submit", self.submit),
             web.post("/sandbox/api/cancel", self.cancel),
             web.get("/sandbox/api/events", self.events),
@@ -231,7 +234,11 @@ class PageApi:
         user = self._user(request)
         # Unlike Slack, the sandbox lists every person's DM with the bot, so an author can
         # watch (and, acting as someone else, poke at) all sides of a request.
-        conversations = [{"id": "C0GENERAL", "name": "#general", "kind": "channel"}] + [
+        conversations = [
+            {"id": "C0GENERAL", "name": "#general", "kind": "channel"},
+            # The app, as Slack lists it under Apps: its Home tab, for the person acting.
+            *([{"id": HOME, "name": "approvals", "kind": "home"}] if self.slack.home_tab else []),
+        ] + [
             {
                 "id": self.slack.dm_channel(uid),
                 "name": f"approvals ↔ {name}",
@@ -243,6 +250,7 @@ class PageApi:
         views = [
             {"id": v.id, "view": v.view, "errors": v.errors} for v in self.slack.open_views(user)
         ]
+        home = self.slack.home(user)
         return web.json_response(
             {
                 "me": user,
@@ -253,7 +261,10 @@ class PageApi:
                     for each in self.service.blueprints.launches
                 ],
                 "conversations": conversations,
-                "messages": {c["id"]: self._messages(user, c["id"]) for c in conversations},
+                "messages": {
+                    c["id"]: self._messages(user, c["id"]) for c in conversations if c["id"] != HOME
+                },
+                "home": None if home is None else {"id": home.id, "view": home.view},
                 "views": views,
                 "workflows": await self._workflows(),
                 "webhooks": self.receiver.as_json(),
@@ -428,6 +439,8 @@ class PageApi:
     async def click(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         user = self._user(request, body)
+        if body.get("view_id"):
+            return await self._click_view(user, body)
         channel = str(body.get("channel", ""))
         message = next(
             (
@@ -446,6 +459,31 @@ class PageApi:
             await self.slack.click(user, message, str(body.get("action_id", "")))
         except ValueError:
             return _error("that message has no such button")
+        return web.json_response({"ok": True})
+
+    async def _click_view(self, user: str, body: dict[str, Any]) -> web.Response:
+        """A button of the acting person's Home tab (or of their open modal)."""
+        home = self.slack.home(user)
+        views = ([home] if home is not None else []) + self.slack.open_views(user)
+        view = next((v for v in views if v.id == body.get("view_id")), None)
+        if view is None:
+            return _error("that view is gone")
+        try:
+            await self.slack.click_view(
+                user, view, str(body.get("action_id", "")), str(body.get("block_id", ""))
+            )
+        except ValueError:
+            return _error("that view has no such button")
+        return web.json_response({"ok": True})
+
+    async def open_home(self, request: web.Request) -> web.Response:
+        """The acting person opens the app's Home tab: Slack tells the app
+        (`app_home_opened`), which publishes it."""
+        user = self._user(request, await self._body(request))
+        try:
+            await self.slack.open_home(user)
+        except ValueError as e:
+            return _error(str(e))
         return web.json_response({"ok": True})
 
     async def submit(self, request: web.Request) -> web.Response:

@@ -14,10 +14,13 @@ compress), and, when asked to, 429s or 500s of its own. It records every call an
 answer.
 
 As Slack's side it signs slash commands (only the app's own, those `manifest.yml`
-declares), button clicks and modal submissions with the signing secret and sends them to
-the app over HTTP (or, when the app connected through Socket Mode, as envelopes over the
-websocket), serves `response_url`, and keeps what each user would see: messages,
-ephemeral messages, open modals.
+declares), button clicks (in messages, and in views: a modal or the Home tab, without a
+`response_url`), modal submissions and the `app_home_opened` event (as JSON, only when the
+manifest subscribes to it, and only for an app with a Home tab) with the signing secret
+and sends them to the app over HTTP (or, when the app connected through Socket Mode, as
+envelopes over the websocket), serves `response_url`, and keeps what each user would see: messages,
+ephemeral messages, open modals, their Home tab (one view, its id kept when published
+again).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from bot.slackapi import (
     METHODS,
     PER_CHANNEL,
     Method,
+    bot_events,
     bot_scopes,
     budget_key,
     home_tab_enabled,
@@ -159,13 +163,15 @@ class SlackStandin:
         scopes: Iterable[str] | None = None,
         home_tab: bool | None = None,
         commands: Iterable[str] | None = None,
+        events: Iterable[str] | None = None,
         client_traces: Sequence[aiohttp.TraceConfig] = (),
         minute: float = 60.0,
         rates: Mapping[str, Rate] | None = None,
     ) -> None:
         """`scopes`: what the bot token is granted, `home_tab`: whether the app has a
-        Home tab, and `commands`: the app's slash commands (by default, what `manifest.yml`
-        says, as a workspace installing the app grants it); `client_traces`: aiohttp
+        Home tab, `commands`: the app's slash commands, and `events`: the bot events it
+        subscribes to (by default, what `manifest.yml` says, as a workspace installing the
+        app grants it); `client_traces`: aiohttp
         tracing of the requests sent to the app (benchmarks time them on the wire);
         `minute`: how long a Slack minute of the rate limits lasts (see
         `bot.sandbox.tiers`), `rates` replacing some methods' rates."""
@@ -174,11 +180,12 @@ class SlackStandin:
         self.client_traces = list(client_traces)
         self.bot_token = bot_token
         self.app_token = app_token
-        given = (scopes, home_tab, commands)
+        given = (scopes, home_tab, commands, events)
         manifest = read_manifest() if any(g is None for g in given) else {}
         self.scopes = bot_scopes(manifest) if scopes is None else tuple(scopes)
         self.home_tab = home_tab_enabled(manifest) if home_tab is None else home_tab
         self.commands = slash_commands(manifest) if commands is None else tuple(commands)
+        self.events = bot_events(manifest) if events is None else tuple(events)
         self.workspace = Workspace(users=dict(users or {}))
         self.workspace.channels["C0GENERAL"] = {
             "id": "C0GENERAL",
@@ -570,6 +577,10 @@ class SlackStandin:
         return user
 
     def _store_view(self, user: str, view: dict[str, Any], root: str = "") -> View:
+        home = self.workspace.homes.get(user) if view.get("type") == "home" else None
+        if home is not None:  # a user's Home is one view: published again, it keeps its id
+            _replace(home, view)
+            return home
         view_id = "V" + uuid.uuid4().hex[:10].upper()
         shown = {
             **view,
@@ -722,7 +733,10 @@ class SlackStandin:
 
     async def click(self, user: str, message: Message, action_id: str, **send: Any) -> SentRequest:
         """Click the button `action_id` of `message` as `user`."""
-        element, block_id = _find_action(message, action_id)
+        try:
+            element, block_id = _find_action(message.blocks, action_id)
+        except ValueError:
+            raise ValueError(f"message {message.ts} has no action {action_id!r}") from None
         payload = {
             "type": "block_actions",
             "user": self._user(user),
@@ -757,6 +771,77 @@ class SlackStandin:
         )
         self._show_ack(answer, user, message.channel)
         return answer
+
+    async def open_home(self, user: str, **send: Any) -> SentRequest | None:
+        """`user` opens the app's Home tab: Slack sends `app_home_opened` (with the view
+        last published for them, if any) when the app subscribes to it, and nothing when
+        it does not (None). An app without a Home tab has none to open (ValueError)."""
+        if not self.home_tab:
+            raise ValueError("this app has no Home tab (features.app_home in the manifest)")
+        if "app_home_opened" not in self.events:
+            return None
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": self.dm_channel(user),
+            "tab": "home",
+            "event_ts": f"{self._clock():.6f}",
+        }
+        home = self.workspace.homes.get(user)
+        if home is not None:
+            event["view"] = home.view
+        payload = {
+            "token": "sandbox-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(self._clock()),
+            "authorizations": [
+                {"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True},
+            ],
+        }
+        return await self._send(
+            json.dumps(payload), "events_api", payload, content_type="application/json", **send
+        )
+
+    def home(self, user: str) -> View | None:
+        """The Home tab the app last published for `user`."""
+        return self.workspace.homes.get(user)
+
+    async def click_view(
+        self, user: str, view: View, action_id: str, block_id: str = "", **send: Any
+    ) -> SentRequest:
+        """Click the button `action_id` (in block `block_id`, when several blocks have one)
+        of a view: a modal or `user`'s Home tab. Slack sends the view, a `trigger_id`, and
+        no `response_url` (a view is not a conversation: nothing can be said there
+        ephemerally)."""
+        element, found_block = _find_action(view.view.get("blocks", []), action_id, block_id)
+        payload = {
+            "type": "block_actions",
+            "user": self._user(user),
+            "api_app_id": APP_ID,
+            "token": "sandbox-verification-token",
+            "container": {"type": "view", "view_id": view.id},
+            "trigger_id": self.trigger(user),
+            "team": {"id": TEAM_ID, "domain": "sandbox"},
+            "view": view.view,
+            "actions": [
+                {
+                    "type": element.get("type", "button"),
+                    "action_id": action_id,
+                    "block_id": found_block,
+                    "text": element.get("text", {}),
+                    "value": element.get("value", ""),
+                    "style": element.get("style"),
+                    "action_ts": f"{self._clock():.6f}",
+                }
+            ],
+        }
+        return await self._send(
+            urlencode({"payload": json.dumps(payload)}), "interactive", payload, **send
+        )
 
     def open_views(self, user: str) -> list[View]:
         return [v for v in self.workspace.views.values() if v.user == user and not v.closed]
@@ -870,9 +955,11 @@ class SlackStandin:
         signature: str | None = None,
         app_url: str | None = None,
         timeout: float = 10.0,
+        content_type: str = "application/x-www-form-urlencoded",
     ) -> SentRequest:
         """Deliver to the app (over the socket when one is connected); `app_url` sends to
-        one of several app processes, as a load balancer would."""
+        one of several app processes, as a load balancer would. Events come as JSON,
+        interactivity and commands form-encoded, as Slack sends them."""
         if self._sockets and headers is None and timestamp is None and signature is None:
             return await self._send_envelope(envelope_type, payload)
         assert self._http is not None, "start() the stand-in first"
@@ -880,7 +967,7 @@ class SlackStandin:
         if signature is not None:
             signed["X-Slack-Signature"] = signature
         sent_headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Type": content_type,
             **(signed if headers is None else headers),
         }
         async with self._http.post(
@@ -999,10 +1086,13 @@ def _required(params: dict[str, Any], *names: str) -> None:
         raise SlackError("invalid_arguments", response_metadata={"messages": messages})
 
 
-def _find_action(message: Message, action_id: str) -> tuple[dict[str, Any], str]:
-    for block in message.blocks:
-        if block.get("type") == "actions":
+def _find_action(
+    blocks: list[dict[str, Any]], action_id: str, block_id: str = ""
+) -> tuple[dict[str, Any], str]:
+    for block in blocks:
+        if block.get("type") == "actions" and block_id in ("", block.get("block_id")):
             for element in block.get("elements", []):
                 if element.get("action_id") == action_id:
                     return element, str(block.get("block_id", ""))
-    raise ValueError(f"message {message.ts} has no action {action_id!r}")
+    where = f" in block {block_id!r}" if block_id else ""
+    raise ValueError(f"no action {action_id!r}{where}")

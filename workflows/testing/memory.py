@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Awaitable, Callable, Collection
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic_core import from_json, to_json
 
 from workflows.errors import WorkflowExists, WorkflowNotFound
-from workflows.state import State
-from workflows.types import AuditEntry, Record, Timer
+from workflows.state import State, Status
+from workflows.types import AuditEntry, Party, Record, Timer
 
 T = TypeVar("T")
 
@@ -40,6 +40,7 @@ class MemoryStore:
         self._timers: dict[str, Timer] = {}
         self._timer_leases: dict[str, tuple[str, datetime]] = {}
         self._effects: dict[str, Any] = {}
+        self._parties: dict[tuple[str, str, str, str], Party] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -202,6 +203,49 @@ class MemoryStore:
             raise ValueError("an effect records a value (None means nothing was recorded)")
         self._effects[key] = copy.deepcopy(value)
 
+    async def set_parties(self, parties: Sequence[Party]) -> None:
+        now = datetime.now(UTC)
+        for party in parties:
+            key = (party.person, party.workflow_id, party.role, party.part)
+            kept = self._parties.get(key)
+            new = copy.copy(party)
+            new.stand, new.title = party.stand[:400], party.title[:400]
+            same = ("stand", "open", "title", "since")
+            if kept is not None and all(getattr(kept, a) == getattr(new, a) for a in same):
+                continue
+            new.updated_at = party.updated_at or now
+            self._parties[key] = new
+
+    def _of(self, person: str, open: bool, role: str | None) -> list[Party]:
+        found = [
+            p
+            for p in self._parties.values()
+            if p.person == person and p.open == open and role in (None, p.role)
+        ]
+        if not open:
+            return sorted(found, key=lambda p: p.updated_at or _EPOCH, reverse=True)
+        live = (Status.RUNNING, Status.WAITING)
+        found = [
+            p
+            for p in found
+            if (r := self._records.get(p.workflow_id)) is not None and r.status in live
+        ]
+        return sorted(found, key=lambda p: (p.since or _EPOCH, p.workflow_id))
+
+    async def parties(
+        self,
+        person: str,
+        *,
+        open: bool,
+        role: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[Party]:
+        return [copy.copy(p) for p in self._of(person, open, role)[offset : offset + limit]]
+
+    async def count_parties(self, person: str, *, open: bool, role: str | None = None) -> int:
+        return len(self._of(person, open, role))
+
     async def add_timer(self, timer: Timer) -> Timer:
         return self._timers.setdefault(timer.key, timer)
 
@@ -214,6 +258,9 @@ class MemoryStore:
             (t for t in self._timers.values() if t.fire_at <= until), key=lambda t: t.fire_at
         )
         return due[:limit]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _entry(workflow_id: str, a: AuditEntry) -> dict[str, Any]:

@@ -4,7 +4,8 @@
  * stream says something changed, then renders the conversations, the messages (Block Kit or
  * mrkdwn; a thread's replies under their parent's "N replies", in the thread pane once
  * opened), the open modal, the workflows panel and the webhooks panel (what the built-in
- * receiver got). Sending, clicking buttons and submitting
+ * receiver got), and the app's Home tab as the acting person sees it (opening it tells the app,
+ * which publishes it). Sending, clicking buttons and submitting
  * or cancelling modals are POSTed to /sandbox/api/*, after which the state is fetched again.
  */
 "use strict";
@@ -230,7 +231,8 @@ function onActingAsChange(event) {
   ui.wantDm = current.kind === "dm" && (!current.with || current.with === ui.user); // on their own DM
   ui.user = event.target.value;
   closeMentions();
-  refresh();
+  if (isHome()) openHome(); // the new person opens their own Home
+  else refresh();
 }
 
 /**
@@ -243,7 +245,8 @@ function renderSidebar(conversations) {
   if (signature !== ui.rendered.sidebar) {
     ui.rendered.sidebar = signature;
     const item = (c) => el("li", {}, el("button", { type: "button", "data-conversation": c.id }, c.name));
-    $("channels").replaceChildren(...conversations.filter((c) => c.kind !== "dm").map(item));
+    $("channels").replaceChildren(...conversations.filter((c) => c.kind === "channel").map(item));
+    $("apps").replaceChildren(...conversations.filter((c) => c.kind === "home").map(item));
     $("dms").replaceChildren(...conversations.filter((c) => c.kind === "dm").map(item));
   }
   for (const button of document.querySelectorAll(".sidebar [data-conversation]")) markConversation(button);
@@ -265,6 +268,7 @@ function selectConversation(id) {
   ui.wantDm = false; // an explicit choice wins over the automatic one after a user switch
   if (!ui.data || id === ui.selected) return;
   ui.selected = id;
+  if (isHome()) openHome();
   markSeen(ui.data);
   renderSidebar(ui.data.conversations || []);
   renderConversation();
@@ -276,6 +280,10 @@ function selectConversation(id) {
 
 function renderConversation() {
   const conversation = currentConversation();
+  const home = isHome();
+  $("app-tabs").hidden = !home;
+  document.querySelector(".composer").hidden = home;
+  if (home) { ui.thread = null; renderThread([]); renderHome(); return; }
   const name = conversation ? conversation.name : "";
   $("conversation-name").textContent = name;
   $("composer").placeholder = name ? `Message ${name}` : "";
@@ -284,6 +292,38 @@ function renderConversation() {
   renderThread(messages);
   const open = ui.thread ? ui.thread.ts : null;
   for (const node of $("messages").children) node.classList.toggle("thread-open", node.dataset.ts === open);
+}
+
+/* ---------- the app's Home tab ---------- */
+
+const isHome = () => (currentConversation() || {}).kind === "home";
+
+/** Slack tells the app the person opened its Home (app_home_opened); the app publishes it. */
+function openHome() {
+  post("/home", {});
+}
+
+/** The Home the app last published for the acting person, rendered from its Block Kit. */
+function renderHome() {
+  const list = $("messages");
+  const home = ui.data.home;
+  $("conversation-name").textContent = "approvals";
+  const signature = JSON.stringify([ui.user, "home", home]);
+  if (signature === ui.rendered.messages) return;
+  const opened = ui.rendered.conversation !== "home" || ui.rendered.homeUser !== ui.user;
+  Object.assign(ui.rendered, { messages: signature, conversation: "home", homeUser: ui.user, lastTs: "" });
+  list.replaceChildren(home
+    ? el("div", { className: "home", "data-view": home.id }, renderBlocks(home.view.blocks || []))
+    : el("p", { className: "empty" }, "The app has not published a Home for you yet."));
+  if (opened) list.scrollTop = 0;
+}
+
+async function onHomeClick(button) {
+  const viewId = button.closest(".home").dataset.view;
+  const { actionId, blockId } = button.dataset;
+  button.disabled = true;
+  await post("/click", { view_id: viewId, action_id: actionId, block_id: blockId || "" });
+  button.disabled = false;
 }
 
 function renderMessages(messages) {
@@ -411,6 +451,8 @@ function stickToBottom(list, change) {
 
 /** A button of a message, in the channel or in the thread pane (the same message can be in both). */
 async function onMessageClick(event) {
+  const inHome = event.target.closest(".home button.bk-button");
+  if (inHome) { if (!inHome.disabled) await onHomeClick(inHome); return; }
   const summary = event.target.closest("button.thread-summary");
   if (summary) { openThread(summary.closest(".message").dataset.channel, summary.dataset.thread); return; }
   const button = event.target.closest("button.bk-button");
@@ -437,7 +479,7 @@ const BLOCK_RENDERERS = {
     ...(b.elements || []).filter((e) => e && typeof e.text === "string").map((e) => el("span", { html: renderText(e) }))),
   divider: () => el("hr", { className: "bk-divider" }),
   actions: (b) => el("div", { className: "bk-actions" },
-    ...(b.elements || []).filter((e) => e && e.type === "button").map(renderButton)),
+    ...(b.elements || []).filter((e) => e && e.type === "button").map((e) => renderButton(e, b.block_id))),
 };
 
 function renderBlocks(blocks) {
@@ -458,9 +500,11 @@ function renderSection(b) {
   return section;
 }
 
-function renderButton(e) {
+function renderButton(e, blockId) {
   const style = e.style === "primary" || e.style === "danger" ? ` ${e.style}` : "";
-  return el("button", { type: "button", className: `bk-button${style}`, "data-action-id": e.action_id }, textOf(e.text));
+  const attrs = { type: "button", className: `bk-button${style}`, "data-action-id": e.action_id };
+  if (blockId) attrs["data-block-id"] = blockId;
+  return el("button", attrs, textOf(e.text));
 }
 
 function renderText(obj) {
@@ -933,6 +977,11 @@ function start() {
   $("messages").addEventListener("click", onMessageClick);
   $("thread-body").addEventListener("click", onMessageClick);
   $("thread-close").addEventListener("click", closeThread);
+  $("app-tabs").addEventListener("click", (event) => { // Messages: the person's DM with the app
+    if (!event.target.closest("[data-app-messages]")) return;
+    const dm = ((ui.data && ui.data.conversations) || []).find((c) => c.kind === "dm" && c.with === ui.user);
+    if (dm) selectConversation(dm.id);
+  });
   $("webhook-fail").addEventListener("submit", failDeliveries);
   const composer = $("composer");
   composer.addEventListener("keydown", onComposerKeydown);
