@@ -156,23 +156,22 @@ class Posts:
         prior = await self.db.effect(effect_key)
         if isinstance(prior, dict) and prior.get("ts"):
             return {k: str(v) for k, v in prior.items()}  # posted by an earlier run
-        if prior is None:
+        begun_before = isinstance(prior, dict) and bool(prior.get("begun"))
+        if not begun_before:
             begun = {"begun": True, "at": datetime.now(UTC).timestamp()}
             await self.db.record_effect(effect_key, begun, workflow_id)
         elif since is None and isinstance(prior, dict) and prior.get("at"):
             since = datetime.fromtimestamp(float(prior["at"]), UTC)
         try:
             if is_user(to):
-                message = await self.post(
-                    to, key, payload, maybe_posted=prior is not None, since=since
-                )
+                message = await self.post(to, key, payload, maybe_posted=begun_before, since=since)
             else:
                 message = await self.post_to_channel(to, key, payload)
         except RetryLater:
             # Put off for its rate budget before anything was sent: nothing can have been
             # posted, so the next attempt need not search for it.
-            if prior is None:
-                await self.db.record_effect(effect_key, None, workflow_id)
+            if not begun_before:
+                await self.db.record_effect(effect_key, {"begun": False}, workflow_id)
             raise
         await self.db.record_effect(effect_key, message, workflow_id)
         return message

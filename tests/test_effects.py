@@ -93,3 +93,29 @@ async def test_a_retried_outcome_searches_once_and_posts_once(bot: Bot) -> None:
     assert bot.slack.calls_of("conversations.open") == [{"users": RITA}]
     assert await bot.service.engine.db.effect(f"slack:dm:{RITA}") == outcome.channel
     assert [m for m in bot.slack.visible(RITA) if "approved" in m.text] == [outcome]
+
+
+async def test_a_post_put_off_for_its_budget_is_no_post_to_look_for(bot: Bot) -> None:
+    """Three requests to Alice at once: her DM channel's budget (about one a second,
+    a short burst) puts the records she is left off; when their turn comes they are
+    posted as first attempts, with no history searched for them."""
+    for n in range(3):
+        await bot.slack.slash_command(RITA, f"{at(ALICE)} Deploy api v3.{n}")
+    await poll(
+        lambda: (
+            len([m for m in bot.slack.visible(ALICE) if m.blocks and "Approve" in str(m.blocks)])
+            == 3
+        ),
+        15,
+        "alice was not asked three times",
+    )
+    for request in [m for m in bot.slack.visible(ALICE) if "Approve" in str(m.blocks)]:
+        await bot.slack.click(ALICE, request, messages.APPROVE_ACTION)
+    await poll(
+        lambda: len([m for m in bot.slack.visible(ALICE) if "request ·" in m.text]) == 3,
+        20,
+        "alice was not left three records",
+    )
+    assert bot.slack.calls_of("conversations.history") == []
+    records = await bot.service.engine.db.list_workflows()  # type: ignore[attr-defined]
+    assert [(r.status, r.attempts, r.error) for r in records] == [("finished", 0, None)] * 3
