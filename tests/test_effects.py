@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from bot import messages
+from bot.sandbox.slack import Message
 from tests.processes import poll
 from tests.slackbot import ALICE, BOB, RITA, Bot, at
 from workflows.store import SQLStore
@@ -101,15 +102,12 @@ async def test_a_post_put_off_for_its_budget_is_no_post_to_look_for(bot: Bot) ->
     posted as first attempts, with no history searched for them."""
     for n in range(3):
         await bot.slack.slash_command(RITA, f"{at(ALICE)} Deploy api v3.{n}")
-    await poll(
-        lambda: (
-            len([m for m in bot.slack.visible(ALICE) if m.blocks and "Approve" in str(m.blocks)])
-            == 3
-        ),
-        15,
-        "alice was not asked three times",
-    )
-    for request in [m for m in bot.slack.visible(ALICE) if "Approve" in str(m.blocks)]:
+
+    def requests() -> list[Message]:
+        return [m for m in bot.slack.visible(ALICE) if "Approve" in str(m.blocks)]
+
+    await poll(lambda: len(requests()) == 3, 15, "alice was not asked three times")
+    for request in requests():
         await bot.slack.click(ALICE, request, messages.APPROVE_ACTION)
     await poll(
         lambda: len([m for m in bot.slack.visible(ALICE) if "request ·" in m.text]) == 3,
