@@ -735,7 +735,7 @@ async def test_the_home_tab_approving_one_of_three(page: Page, sandbox: Sandbox)
     await expect(items.locator("b")).to_have_text(
         ["Deploy api v2.3", "Rotate the signing keys", "Drop the search cache"]  # oldest first
     )
-    await shot(page, "6-home-three-waiting")
+    await shot(page, "22-home-three-waiting")
 
     buttons = home.locator(".bk-actions").nth(1)  # under the second request
     await buttons.locator('button.bk-button[data-action-id="home_approve"]').click()
@@ -744,12 +744,12 @@ async def test_the_home_tab_approving_one_of_three(page: Page, sandbox: Sandbox)
     )
     await expect(home.locator(".bk-header").first).to_have_text("Waiting on you (2)")
     await expect(home).to_contain_text("You approved · Approved by @alice")
-    await shot(page, "7-home-one-approved")
+    await shot(page, "23-home-one-approved")
 
     await act_as(page, "U0RITA")  # still on the Home: now rita's
     await expect(home.locator(".bk-header").nth(1)).to_have_text("Your requests (2)")
     await expect(home).to_contain_text("Approved by @alice")
     await expect(home.locator('button.bk-button[data-action-id="request_nudge"]')).to_have_count(2)
-    await shot(page, "8-home-requester")
+    await shot(page, "24-home-requester")
     await open_conversation(page, sandbox.slack.dm_channel("U0RITA"))
     await expect(page.locator("#messages")).to_contain_text("approved")
