@@ -85,7 +85,7 @@ def parties_of(ask: Ask, state: Approval, cancelled: tuple[str, str] | None = No
     """Where the requester and each approver stand in the approval, as their Homes say it.
     An approver's part is open while the request waits on them; the requester's while
     the request is undecided."""
-    ended = settled_line(ask, state, cancelled, when=False)
+    ended = settled_line(ask, state, cancelled)  # its time is the decision's, stamped with it
     deadline = ask.deadline(state)
     expires = f" · expires {slack_date(deadline)}" if deadline is not None else ""
     progress = f"{len(state.approved_by)} of {ask.quorum} approved"

@@ -127,7 +127,8 @@ async def test_three_pending_oldest_first_and_one_approved_from_the_home(bot: Bo
     assert "[Cancel]" in mine
     assert "[Extend]" in mine
     assert "[Nudge]" in mine
-    assert "*Second: rotate keys*\nApproved by <@U0ALICE>" in mine.split("Recently decided")[1]
+    decided = mine.split("Recently decided")[1]
+    assert "*Second: rotate keys*\nApproved by <@U0ALICE> · <!date^" in decided
     assert "Waiting on you (0)" in mine
 
 
