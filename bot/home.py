@@ -14,8 +14,12 @@ more with the latest state. Those are background work for Slack's rate budget
 (views.publish is Tier 4, about 100 a minute): put off, the publish waits its turn here
 (a step is not held up for it), then goes; a view the same as the one this process last
 published for the person is not sent again. Opening the Home (`app_home_opened`) publishes
-at once: the person is looking. Publishing lives in the process that saw the change; one
-that dies first leaves a Home one change behind until it is opened again.
+at once: the person is looking. Only the Homes of people who have opened theirs at least
+once are published again on a change (who has is recorded in the database, for every
+process): a Home never opened shows nothing to refresh, and it is published in full when
+it first is, so a workspace of people who use DMs alone spends no `views.publish` on
+them. Publishing lives in the process that saw the change; one that dies first leaves a
+Home one change behind until it is opened again.
 
 The Home's Approve and Deny find the person's open wait in the approval when clicked
 (a Home drawn before the wait was set up still works) and go on exactly as the DM's
@@ -164,6 +168,7 @@ class Home:
         self._pages: dict[str, _Pages] = {}
         self._notices: dict[str, str] = {}
         self._shown: dict[str, str] = {}  # user -> digest of the view last published here
+        self._opened: set[str] = set()  # people known to have opened their Home
         self.publisher = Coalescer(self._publish)
 
     @classmethod
@@ -186,12 +191,22 @@ class Home:
         parties = parties_of(ask, state, cancelled)
         await self.engine.db.set_parties(parties)
         for party in parties:
-            self.publisher.request(party.person)
+            if await self._has_opened(party.person):
+                self.publisher.request(party.person)
 
-    def opened(self, user: str) -> None:
-        """`user` opened the Home tab: show it as it stands, notices gone, at once."""
+    async def opened(self, user: str) -> None:
+        """`user` opened the Home tab: show it as it stands, notices gone, at once; and
+        from now on keep it in step with their requests."""
         self._notices.pop(user, None)
         self.publisher.request(user, urgent=True)
+        if user not in self._opened:
+            await self.engine.db.record_effect(_opened_key(user), True)
+            self._opened.add(user)
+
+    async def _has_opened(self, user: str) -> bool:
+        if user not in self._opened and await self.engine.db.effect(_opened_key(user)):
+            self._opened.add(user)  # once opened, always: no need to ask again
+        return user in self._opened
 
     def tell(self, user: str, text: str) -> None:
         """Say `text` to `user` at the top of their Home (a click there has nowhere else)."""
@@ -231,6 +246,10 @@ class Home:
 
     async def close(self) -> None:
         await self.publisher.close()
+
+
+def _opened_key(user: str) -> str:
+    return f"home:opened:{user}"
 
 
 async def _listing(db: Any, user: str, role: str, offset: int, size: int) -> Listing:
@@ -337,7 +356,7 @@ def register(app: AsyncApp, engine: Engine, parts: Parts) -> None:
     @app.event("app_home_opened")
     async def opened(event: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home":
-            home.opened(str(event["user"]))
+            await home.opened(str(event["user"]))
 
     @app.action(PAGE_ACTION)
     async def turn_page(ack: AsyncAck, body: dict[str, Any]) -> None:

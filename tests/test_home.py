@@ -132,6 +132,20 @@ async def test_three_pending_oldest_first_and_one_approved_from_the_home(bot: Bo
     assert "Waiting on you (0)" in mine
 
 
+async def test_only_a_home_once_opened_is_kept_in_step(bot: Bot) -> None:
+    await bot.slack.open_home(ALICE)
+    await home_showing(bot, ALICE, "Waiting on you (0)")
+    opened = len(bot.slack.calls_of("views.publish"))
+    await requested(bot, RITA, "Deploy web 1.0", f"{at(ALICE)} {at(BOB)}")
+    # Alice opened hers once: it follows the new request without being opened again.
+    await home_showing(bot, ALICE, "Waiting on you (1)", "Deploy web 1.0")
+    await bot.dm(BOB, "Deploy web 1.0")
+    # Neither Bob nor Rita ever opened theirs: no publish is spent on them.
+    publishes = bot.slack.calls_of("views.publish")
+    assert {c["user_id"] for c in publishes} == {ALICE}
+    assert len(publishes) > opened
+
+
 async def test_refusals_on_the_home_say_what_the_dm_would(bot: Bot) -> None:
     await requested(bot, RITA, "Two to approve", f"{at(ALICE)} {at(BOB)} --quorum 2")
     await bot.slack.open_home(ALICE)
@@ -221,8 +235,9 @@ async def test_150_pending_are_paged_under_100_blocks_and_publishes_coalesce(
     fast_bot: Bot,
 ) -> None:
     bot = fast_bot
-    await bot.slack.open_home(ALICE)
-    await home_showing(bot, ALICE, "Waiting on you (0)")
+    for person in (ALICE, RITA):
+        await bot.slack.open_home(person)
+        await home_showing(bot, person, "Waiting on you (0)")
     for i in range(150):
         await bot.slack.slash_command(RITA, f"{at(ALICE)} Request {i:03}", channel=GENERAL)
     home = await home_showing(bot, ALICE, "Waiting on you (150)", timeout=120)
