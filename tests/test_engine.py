@@ -87,6 +87,39 @@ async def test_answer_cancels_the_timer(make_kit: KitFactory) -> None:
     assert (await kit.engine.get(wid)).output == "yes"
 
 
+class AnsweredOnce(Workflow):
+    def definition(self) -> Any:
+        return S(Wait("decision", On("answer", Manual())), Return("done"))
+
+
+async def test_the_last_teardown_releases_in_its_own_write(make_kit: KitFactory) -> None:
+    """A finished workflow's teardown record gives the lease back too: no write follows."""
+    kit = await make_kit(AnsweredOnce)
+    wid = await kit.engine.new_workflow(AnsweredOnce())
+    await kit.drain()
+    writes: list[str] = []
+    db = kit.engine.db
+    save, update = db.save, db.update
+
+    async def saving(record: Any) -> bool:
+        writes.append("save")
+        return await save(record)
+
+    async def updating(workflow_id: str, fn: Any) -> Any:
+        writes.append("update")
+        return await update(workflow_id, fn)
+
+    db.save, db.update = saving, updating  # type: ignore[method-assign]
+    await kit.answer(wid, "answer", "yes")
+    await kit.drain()
+    record = await db.get(wid)
+    assert (record.status, record.lease_owner, record.due_at) == ("finished", None, None)
+    assert record.state.orphans == []
+    # The callback, the claim and the checkpoints, then the teardown's record, last.
+    assert writes[-1] == "update", writes
+    assert writes.count("update") == 2, writes
+
+
 async def test_repeated_and_late_callbacks_change_nothing(make_kit: KitFactory) -> None:
     kit = await make_kit(Approval)
     wid = await kit.engine.new_workflow(Approval())

@@ -545,9 +545,10 @@ class Engine:
                 # Steps first: a person may be waiting for one (the outcome of a request);
                 # nobody waits for a teardown (a deleted message), which follows.
                 record, budget = await self._run_threads(record, budget)
-                record = await self._teardowns(record)
+                record, released = await self._teardowns(record)
                 has_budget = budget > 0 and not self._stopping
-                record, released = await self._setups(record, has_budget)
+                if not released:
+                    record, released = await self._setups(record, has_budget)
                 if released:
                     if record.due_at is not None:
                         self._wake(record.id, record.due_at)
@@ -756,11 +757,15 @@ class Engine:
         delay = self.retry_base * (1 << min(max(attempts - 1, 0), 30))
         return min(delay, self.retry_max)
 
-    async def _teardowns(self, record: Record) -> Record:
+    async def _teardowns(self, record: Record) -> tuple[Record, bool]:
+        """Tear down finished waits and record the results; when nothing else is left to
+        do (no setup, step or teardown due now), release the lease in the same write, so
+        a finished workflow's last teardown costs one commit, not a second one to give the
+        lease back. Returns the record and whether released."""
         now = self.clock.now()
         todo = [(tid, e) for tid, e in _all_events(record.state) if _due(e, TEARDOWN, now)]
         if not todo:
-            return record
+            return record, False
         handlers = self._handlers(record)
         results: dict[tuple[str, str, int], str | datetime | None] = {}
         for thread_id, event in todo:
@@ -779,7 +784,10 @@ class Engine:
                 )
                 results[(thread_id, event.name, event.pc)] = f"{type(e).__name__}: {e}"
 
+        released = False
+
         async def apply(fresh: Record) -> Record:
+            nonlocal released
             now = self.clock.now()
             for thread in fresh.state.threads:
                 thread.events = [
@@ -792,9 +800,17 @@ class Engine:
                 for o in fresh.state.orphans
                 if not self._settle_teardown(o.thread_id, o.event, results, now)
             ]
+            # Only when nothing is due now (no setup, step or teardown): otherwise the
+            # setups and the release that follow decide, as they did.
+            released = (
+                fresh.lease_owner == self.worker_id
+                and not _work_now(fresh, now)
+                and self._settle(fresh, now, True)
+            )
             return fresh
 
-        return await self._update_keep_lease(record, apply)
+        record = await self._update_keep_lease(record, apply)
+        return record, released
 
     def _settle_teardown(
         self,
