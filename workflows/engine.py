@@ -807,6 +807,7 @@ class Engine:
                 and not _work_now(fresh, now)
                 and self._settle(fresh, now, True)
             )
+            fresh.flush_now = not _left_to_the_world(fresh, released)
             return fresh
 
         record = await self._update_keep_lease(record, apply)
@@ -922,6 +923,7 @@ class Engine:
             released = fresh.lease_owner == self.worker_id and self._settle(
                 fresh, now, has_budget and not late
             )
+            fresh.flush_now = bool(late) or not _left_to_the_world(fresh, released)
             return fresh
 
         record = await self._update_keep_lease(record, apply)
@@ -1038,6 +1040,19 @@ def _work_now(record: Record, now: datetime) -> bool:
     return not in_backoff and any(
         t.status in RUNNABLE and (t.due_at is None or t.due_at <= now) for t in record.state.threads
     )
+
+
+def _left_to_the_world(record: Record, released: bool) -> bool:
+    """After a setup's or a teardown's record that released the workflow with nothing due,
+    nothing of it runs (no step, setup, teardown or `on_cancel`) until something from
+    outside commits durably: a callback, a timer firing (its callback), an operator
+    change. That commit comes later in the database's log, so it makes this one durable
+    before anything relies on it, and this one need not wait for the disk itself
+    (`Record.flush_now`). What a power loss before then could undo is only this record
+    of what the manager already did, which is then done again, as after a crash between
+    the manager's call and the write; the store bounds that window to milliseconds.
+    Anything due (a retry, a step put off) keeps the write durable at once."""
+    return released and record.due_at is None
 
 
 def _left_behind(record: Record) -> bool:
