@@ -16,6 +16,7 @@ from workflows import (
     CallbackRequest,
     CorruptWorkflow,
     DefinitionError,
+    Engine,
     For,
     Go,
     On,
@@ -118,6 +119,57 @@ async def test_the_last_teardown_releases_in_its_own_write(make_kit: KitFactory)
     # The callback, the claim and the checkpoints, then the teardown's record, last.
     assert writes[-1] == "update", writes
     assert writes.count("update") == 2, writes
+
+
+STORED: list[int] = []
+
+
+class TwoStepsThenWait(Workflow):
+    n: int = 0
+
+    def definition(self) -> Any:
+        return S(
+            Step("first", self.first),
+            Step("second", self.second),
+            Wait("decision", On("answer", Manual())),
+            Return(self.n),
+        )
+
+    def first(self) -> None:
+        self.n += 1
+
+    async def second(self) -> None:
+        # What the store holds when the next step starts: the first step's checkpoint.
+        STORED.append((await self.service(Engine).db.get(self.workflow_id)).data["n"])
+        self.n += 1
+
+
+async def test_a_step_is_checkpointed_before_the_next_runs_and_with_the_wait_after_it(
+    make_kit: KitFactory,
+) -> None:
+    STORED.clear()
+    kit = await make_kit(TwoStepsThenWait)
+    kit.engine.services[Engine] = kit.engine
+    saves: list[int] = []
+    db = kit.engine.db
+    save = db.save
+
+    async def saving(record: Any) -> bool:
+        saves.append(record.data["n"])
+        return await save(record)
+
+    db.save = saving  # type: ignore[method-assign]
+    wid = await kit.engine.new_workflow(TwoStepsThenWait())
+    await kit.drain()
+    assert STORED == [1]
+    record = await db.get(wid)
+    assert (record.status, record.data["n"]) == ("waiting", 2)
+    # The first step's checkpoint, written before the second ran, then the second's
+    # together with the wait it reached (no write of its own in between).
+    assert saves == [1, 2], saves
+    await kit.answer(wid, "answer", None)
+    await kit.drain()
+    assert (await kit.engine.get(wid)).output == 2
 
 
 async def test_repeated_and_late_callbacks_change_nothing(make_kit: KitFactory) -> None:

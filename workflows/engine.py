@@ -647,6 +647,20 @@ class Engine:
         state = record.state
         recheck = True
         put_off = False  # a thread's due time changed since the last checkpoint
+        # A step's checkpoint is put off until the walk after it reaches code to run: when
+        # that walk only blocks the thread or ends it (no code runs in between), one write
+        # records both, so a step before a wait or an end costs one commit, not two. A
+        # crash before that write runs the step again, as a crash before its own would.
+        unsaved = False
+
+        async def save_before_running() -> None:
+            nonlocal record, unsaved, put_off
+            if unsaved:
+                saved = await self._checkpoint(record)
+                if saved is None:
+                    raise _Changed
+                record, unsaved, put_off = saved, False, False
+
         while budget > 0 and not self._stopping:
             thread = next_thread(state, recheck, now)
             if thread is None:
@@ -656,8 +670,15 @@ class Engine:
             thread.due_at = None
             started = time.perf_counter()
             try:
-                outcome, change = await self.interpreter.step(wf, state, thread)
+                outcome, change = await self.interpreter.step(
+                    wf, state, thread, save_before_running
+                )
                 self.observer.step(record.type, time.perf_counter() - started, True)
+            except _Changed:  # changed by someone else since it was read: start again
+                reloaded = await self._reload(record.id)
+                if reloaded is None:
+                    return record, 0
+                return await self._run_threads(reloaded, budget)
             except (DefinitionError, StatementNotFound, NoManager) as e:
                 _fail(record, f"{type(e).__name__}: {e}")
                 return await self._save_failure(record, wf), budget
@@ -698,6 +719,10 @@ class Engine:
             budget -= 1
             recheck = change is not False
             record.data = wf.model_dump(mode="json")
+            if type(outcome) is st.Ran:
+                unsaved = True
+                continue
+            unsaved = False
             released = (
                 record.status in TERMINAL
                 and record.lease_owner == self.worker_id
@@ -716,7 +741,7 @@ class Engine:
                 self._wake(record.id, record.due_at)  # a teardown to retry later
             if record.status in TERMINAL:
                 break
-        if put_off:
+        if put_off or unsaved:
             record = await self._save_or_reload(record)
         return record, budget
 
@@ -992,6 +1017,10 @@ class Engine:
 
 
 # --- helpers over the execution state --------------------------------------------------------
+
+
+class _Changed(Exception):
+    """A put-off checkpoint found the record changed by someone else."""
 
 
 def _check_running(record: Record) -> None:
