@@ -172,6 +172,28 @@ async def test_a_step_is_checkpointed_before_the_next_runs_and_with_the_wait_aft
     assert (await kit.engine.get(wid)).output == 2
 
 
+async def test_an_answered_workflow_runs_on_from_the_record_the_answer_wrote(
+    make_kit: KitFactory,
+) -> None:
+    kit = await make_kit(AnsweredOnce)
+    wid = await kit.engine.new_workflow(AnsweredOnce())
+    await kit.drain()
+    request = await waiting_request(kit.engine, wid, "answer")
+    reads: list[str] = []
+    db = kit.engine.db
+    get = db.get
+
+    async def getting(workflow_id: str) -> Any:
+        reads.append(workflow_id)
+        return await get(workflow_id)
+
+    db.get = getting  # type: ignore[method-assign]
+    await kit.engine.on_callback(request, "yes")
+    await kit.drain()
+    assert reads == []  # the answer leased it; its execution starts from what it wrote
+    assert (await kit.engine.get(wid)).status == "finished"
+
+
 async def test_repeated_and_late_callbacks_change_nothing(make_kit: KitFactory) -> None:
     kit = await make_kit(Approval)
     wid = await kit.engine.new_workflow(Approval())

@@ -159,8 +159,10 @@ class Engine:
         self._stopping = False
         # Wait events created by executions in progress here, not yet set up.
         self._fresh: set[tuple[str, str, str, int]] = set()
-        # Workflows created here, leased to this process, not yet executed: the first
-        # execution starts from the record as written instead of reading it back.
+        # Workflows created or answered here, leased to this process by that write, not
+        # yet executed: the execution starts from the record as written instead of
+        # reading it back (a change made since shows as a new version at its first write,
+        # which reloads).
         self._born: dict[str, Record] = {}
         # Managers and services that need the engine (its clock, database or waits) have
         # an `attach(engine)`.
@@ -214,9 +216,7 @@ class Engine:
 
         def run() -> None:
             if record.lease_owner is not None:
-                if len(self._born) >= _MAX_BORN:  # executions are not keeping up: read back
-                    self._born.clear()
-                self._born[record.id] = record
+                self._keep_born(record)
             self._wake(record.id)
 
         # It runs once committed; the caller hears "created" once it is durable too.
@@ -317,9 +317,10 @@ class Engine:
         `WorkflowFinished` if the workflow ended; either way nothing changes."""
 
         kind = ""
+        leased: Record | None = None
 
         async def apply(record: Record) -> Any:
-            nonlocal kind
+            nonlocal kind, leased
             kind = record.type
             _check_running(record)
             self._check_known(record)
@@ -335,6 +336,7 @@ class Engine:
             ):
                 # This process runs what follows right away: take the lease now.
                 record.lease_owner, record.lease_expires_at = self.worker_id, now + self.lease
+                leased = record
             record.audit.append(
                 AuditEntry(
                     "callback",
@@ -361,6 +363,10 @@ class Engine:
         finally:
             current_workflow.reset(token)
         self.observer.callback(kind, time.perf_counter() - started, True)
+        if leased is not None:
+            # Leased here by this very write, so no execution of ours holds it: what
+            # follows starts from the record as written, as a new workflow's does.
+            self._keep_born(leased)
         self._wake(request.workflow_id)
         return output
 
@@ -498,6 +504,11 @@ class Engine:
         return True
 
     # --- execution -------------------------------------------------------------------------
+
+    def _keep_born(self, record: Record) -> None:
+        if len(self._born) >= _MAX_BORN:  # executions are not keeping up: read back
+            self._born.clear()
+        self._born[record.id] = record
 
     def _wake(self, workflow_id: str, at: datetime | None = None) -> None:
         if self.resumer is not None:
