@@ -4,8 +4,9 @@ How execution resumes (the gorchestrate model):
 - Every thread stores the *name* of its position. To continue, the engine rebuilds the
   definition from the current data and walks it, skipping to that name (see statements.py).
 - One step runs per walk; its effect on the data is checkpointed before anything else
-  happens, then the definition is rebuilt. A crash between a step and its checkpoint runs
-  the step again: steps run at least once.
+  happens (another step, a setup, a teardown), then the definition is rebuilt; when the
+  walk after it only blocks the thread or ends it, that is recorded in the same write. A
+  crash between a step and its checkpoint runs the step again: steps run at least once.
 - A thread that reaches a `Wait` blocks; each `On` becomes a wait event that goes through
   `pending_setup -> setup -> pending_teardown`. Setup and teardown talk to the outside world
   (post a message, store a timer), so they happen outside any lock and are recorded after.
