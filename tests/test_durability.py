@@ -167,8 +167,10 @@ def test_answers_wait_for_the_disk_and_records_of_what_was_done_join_them(
     tmp_path: Path,
 ) -> None:
     setups, answers = fsyncs_per_phase(tmp_path, False, APPROVALS, phases=2)
-    # The setups' records wait for no fsync of their own, yet reach the disk by themselves.
-    assert 1 <= setups < ANSWERED, setups
+    # The setups' records reach the disk by themselves, though nothing else commits.
+    assert setups >= 1, setups
     # Each answer waits for an fsync, which also carries the previous teardown's record
-    # (one each before: the answer's and the teardown's).
-    assert ANSWERED <= answers < ANSWERED * 3 / 2, answers
+    # (each took one of its own before: twice as many). A teardown whose next answer
+    # comes later than `WalSync.defer` gets one of its own, so a slow machine counts
+    # more, never fewer.
+    assert ANSWERED <= answers < ANSWERED * 2, answers
