@@ -3,7 +3,9 @@
 Step checkpoints are cheap (WAL, `synchronous=NORMAL`: no fsync per commit); the commits
 whose loss a person could see (a new request, an applied click, setups and teardowns,
 operator changes) wait for the WAL's fsync, as on PostgreSQL, concurrent ones sharing one
-(group commit); `fsync_steps` makes every checkpoint wait too."""
+(group commit); `fsync_steps` makes every checkpoint wait too. A setup's or teardown's
+record after which the workflow waits for the outside world joins the next fsync (the
+answer that follows it) or gets one of its own within milliseconds."""
 
 from __future__ import annotations
 
@@ -53,9 +55,11 @@ asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
 """
 
 
-def fsyncs_per_phase(tmp_path: Path, fsync_steps: bool) -> list[int]:
-    """fsync/fdatasync calls between the script's markers: [checkpoints, creations one
-    after another, concurrent creations]."""
+def fsyncs_per_phase(
+    tmp_path: Path, fsync_steps: bool, script: str = SCRIPT, phases: int = 3
+) -> list[int]:
+    """fsync/fdatasync calls between the script's markers (`os.getppid()`): by default
+    [checkpoints, creations one after another, concurrent creations]."""
     strace = shutil.which("strace")
     if strace is None:
         message = "strace is not installed: `apt-get install strace` enables the fsync counts"
@@ -74,7 +78,7 @@ def fsyncs_per_phase(tmp_path: Path, fsync_steps: bool) -> list[int]:
             str(trace),
             sys.executable,
             "-c",
-            SCRIPT,
+            script,
             str(tmp_path / f"durable-{int(fsync_steps)}.db"),
             "1" if fsync_steps else "0",
         ],
@@ -82,14 +86,14 @@ def fsyncs_per_phase(tmp_path: Path, fsync_steps: bool) -> list[int]:
         check=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
-    phases: list[int] = []
+    counts: list[int] = []
     for line in trace.read_text().splitlines():
         if "getppid(" in line:
-            phases.append(0)
-        elif phases and ("fsync(" in line or "fdatasync(" in line) and "= 0" in line:
-            phases[-1] += 1
-    assert len(phases) == 4, trace.read_text()
-    return phases[:3]
+            counts.append(0)
+        elif counts and ("fsync(" in line or "fdatasync(" in line) and "= 0" in line:
+            counts[-1] += 1
+    assert len(counts) == phases + 1, trace.read_text()
+    return counts[:phases]
 
 
 @pytest.mark.timeout(180)
@@ -107,3 +111,66 @@ def test_fsync_steps_flushes_every_checkpoint(tmp_path: Path) -> None:
     checkpoints, creations, _ = fsyncs_per_phase(tmp_path, fsync_steps=True)
     assert checkpoints >= STEPS, checkpoints
     assert creations >= CREATED, creations
+
+
+ANSWERED = 30
+
+APPROVALS = f"""
+import asyncio, os, sys
+from typing import Any, ClassVar
+from workflows import CallbackRequest, Engine, On, Return, S, Step, Wait, Workflow
+from workflows.store import SQLStore
+
+class Answer:
+    type: ClassVar[str] = "answer"
+    async def handle(self, request, input):
+        return input
+
+class Quiet:
+    async def setup(self, request, handler):
+        return "set up"
+    async def teardown(self, request, handler, handled):
+        return None
+
+class Approval(Workflow):
+    def definition(self):
+        return S(Step("asked", lambda: None), Wait("decision", On("answer", Answer())),
+                 Return("done"))
+
+async def main(path):
+    engine = Engine(db=SQLStore(f"sqlite:///{{path}}"), workflows=[Approval],
+                    callbacks={{"answer": Quiet()}})
+    await engine.start()
+    ids = [await engine.new_workflow(Approval()) for _ in range({ANSWERED})]
+    await asyncio.sleep(0.1)
+    os.getppid()  # the setups: each records its wait, and nothing follows it
+    for wid in ids:
+        await engine.execute(wid)
+    await asyncio.sleep(0.1)  # nothing else commits: their records flush by themselves
+    os.getppid()  # answers one after another, each followed by its teardown
+    for wid in ids:
+        await engine.on_callback(CallbackRequest(workflow_id=wid, thread_id="main",
+                                                 name="answer", pc=1))
+        await engine.execute(wid)
+    os.getppid()
+    for wid in ids:
+        record = await engine.db.get(wid)
+        assert (record.status, record.lease_owner, record.due_at) == ("finished", None, None)
+    await engine.close()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.timeout(180)
+def test_answers_wait_for_the_disk_and_records_of_what_was_done_join_them(
+    tmp_path: Path,
+) -> None:
+    setups, answers = fsyncs_per_phase(tmp_path, False, APPROVALS, phases=2)
+    # The setups' records reach the disk by themselves, though nothing else commits.
+    assert setups >= 1, setups
+    # Each answer waits for an fsync, which also carries the previous teardown's record
+    # (each took one of its own before: twice as many). A teardown whose next answer
+    # comes later than `WalSync.defer` gets one of its own, so a slow machine counts
+    # more, never fewer.
+    assert ANSWERED <= answers < ANSWERED * 2, answers

@@ -16,6 +16,7 @@ from workflows import (
     CallbackRequest,
     CorruptWorkflow,
     DefinitionError,
+    Engine,
     For,
     Go,
     On,
@@ -85,6 +86,112 @@ async def test_answer_cancels_the_timer(make_kit: KitFactory) -> None:
     assert await kit.engine.db.due_timers(kit.clock.now() + timedelta(days=2), 10) == []
     await kit.advance(timedelta(days=2))
     assert (await kit.engine.get(wid)).output == "yes"
+
+
+class AnsweredOnce(Workflow):
+    def definition(self) -> Any:
+        return S(Wait("decision", On("answer", Manual())), Return("done"))
+
+
+async def test_the_last_teardown_releases_in_its_own_write(make_kit: KitFactory) -> None:
+    """A finished workflow's teardown record gives the lease back too: no write follows."""
+    kit = await make_kit(AnsweredOnce)
+    wid = await kit.engine.new_workflow(AnsweredOnce())
+    await kit.drain()
+    writes: list[str] = []
+    db = kit.engine.db
+    save, update = db.save, db.update
+
+    async def saving(record: Any) -> bool:
+        writes.append("save")
+        return await save(record)
+
+    async def updating(workflow_id: str, fn: Any) -> Any:
+        writes.append("update")
+        return await update(workflow_id, fn)
+
+    db.save, db.update = saving, updating  # type: ignore[method-assign]
+    await kit.answer(wid, "answer", "yes")
+    await kit.drain()
+    record = await db.get(wid)
+    assert (record.status, record.lease_owner, record.due_at) == ("finished", None, None)
+    assert record.state.orphans == []
+    # The callback, the claim and the checkpoints, then the teardown's record, last.
+    assert writes[-1] == "update", writes
+    assert writes.count("update") == 2, writes
+
+
+STORED: list[int] = []
+
+
+class TwoStepsThenWait(Workflow):
+    n: int = 0
+
+    def definition(self) -> Any:
+        return S(
+            Step("first", self.first),
+            Step("second", self.second),
+            Wait("decision", On("answer", Manual())),
+            Return(self.n),
+        )
+
+    def first(self) -> None:
+        self.n += 1
+
+    async def second(self) -> None:
+        # What the store holds when the next step starts: the first step's checkpoint.
+        STORED.append((await self.service(Engine).db.get(self.workflow_id)).data["n"])
+        self.n += 1
+
+
+async def test_a_step_is_checkpointed_before_the_next_runs_and_with_the_wait_after_it(
+    make_kit: KitFactory,
+) -> None:
+    STORED.clear()
+    kit = await make_kit(TwoStepsThenWait)
+    kit.engine.services[Engine] = kit.engine
+    saves: list[int] = []
+    db = kit.engine.db
+    save = db.save
+
+    async def saving(record: Any) -> bool:
+        saves.append(record.data["n"])
+        return await save(record)
+
+    db.save = saving  # type: ignore[method-assign]
+    wid = await kit.engine.new_workflow(TwoStepsThenWait())
+    await kit.drain()
+    assert STORED == [1]
+    record = await db.get(wid)
+    assert (record.status, record.data["n"]) == ("waiting", 2)
+    # The first step's checkpoint, written before the second ran, then the second's
+    # together with the wait it reached (no write of its own in between).
+    assert saves == [1, 2], saves
+    await kit.answer(wid, "answer", None)
+    await kit.drain()
+    assert (await kit.engine.get(wid)).output == 2
+
+
+async def test_an_answered_workflow_runs_on_from_the_record_the_answer_wrote(
+    make_kit: KitFactory,
+) -> None:
+    kit = await make_kit(AnsweredOnce)
+    wid = await kit.engine.new_workflow(AnsweredOnce())
+    await kit.drain()
+    request = await waiting_request(kit.engine, wid, "answer")
+    reads: list[str] = []
+    db = kit.engine.db
+    get = db.get
+
+    async def getting(workflow_id: str) -> Any:
+        reads.append(workflow_id)
+        return await get(workflow_id)
+
+    db.get = getting  # type: ignore[method-assign]
+    await kit.engine.on_callback(request, "yes")
+    await kit.drain()
+    assert reads == []  # the answer leased it; its execution starts from what it wrote
+    assert (await kit.engine.get(wid)).status == "finished"
 
 
 async def test_repeated_and_late_callbacks_change_nothing(make_kit: KitFactory) -> None:

@@ -4,8 +4,9 @@ How execution resumes (the gorchestrate model):
 - Every thread stores the *name* of its position. To continue, the engine rebuilds the
   definition from the current data and walks it, skipping to that name (see statements.py).
 - One step runs per walk; its effect on the data is checkpointed before anything else
-  happens, then the definition is rebuilt. A crash between a step and its checkpoint runs
-  the step again: steps run at least once.
+  happens (another step, a setup, a teardown), then the definition is rebuilt; when the
+  walk after it only blocks the thread or ends it, that is recorded in the same write. A
+  crash between a step and its checkpoint runs the step again: steps run at least once.
 - A thread that reaches a `Wait` blocks; each `On` becomes a wait event that goes through
   `pending_setup -> setup -> pending_teardown`. Setup and teardown talk to the outside world
   (post a message, store a timer), so they happen outside any lock and are recorded after.
@@ -159,8 +160,10 @@ class Engine:
         self._stopping = False
         # Wait events created by executions in progress here, not yet set up.
         self._fresh: set[tuple[str, str, str, int]] = set()
-        # Workflows created here, leased to this process, not yet executed: the first
-        # execution starts from the record as written instead of reading it back.
+        # Workflows created or answered here, leased to this process by that write, not
+        # yet executed: the execution starts from the record as written instead of
+        # reading it back (a change made since shows as a new version at its first write,
+        # which reloads).
         self._born: dict[str, Record] = {}
         # Managers and services that need the engine (its clock, database or waits) have
         # an `attach(engine)`.
@@ -214,9 +217,7 @@ class Engine:
 
         def run() -> None:
             if record.lease_owner is not None:
-                if len(self._born) >= _MAX_BORN:  # executions are not keeping up: read back
-                    self._born.clear()
-                self._born[record.id] = record
+                self._keep_born(record)
             self._wake(record.id)
 
         # It runs once committed; the caller hears "created" once it is durable too.
@@ -317,9 +318,10 @@ class Engine:
         `WorkflowFinished` if the workflow ended; either way nothing changes."""
 
         kind = ""
+        leased: Record | None = None
 
         async def apply(record: Record) -> Any:
-            nonlocal kind
+            nonlocal kind, leased
             kind = record.type
             _check_running(record)
             self._check_known(record)
@@ -335,6 +337,7 @@ class Engine:
             ):
                 # This process runs what follows right away: take the lease now.
                 record.lease_owner, record.lease_expires_at = self.worker_id, now + self.lease
+                leased = record
             record.audit.append(
                 AuditEntry(
                     "callback",
@@ -361,6 +364,10 @@ class Engine:
         finally:
             current_workflow.reset(token)
         self.observer.callback(kind, time.perf_counter() - started, True)
+        if leased is not None:
+            # Leased here by this very write, so no execution of ours holds it: what
+            # follows starts from the record as written, as a new workflow's does.
+            self._keep_born(leased)
         self._wake(request.workflow_id)
         return output
 
@@ -499,6 +506,11 @@ class Engine:
 
     # --- execution -------------------------------------------------------------------------
 
+    def _keep_born(self, record: Record) -> None:
+        if len(self._born) >= _MAX_BORN:  # executions are not keeping up: read back
+            self._born.clear()
+        self._born[record.id] = record
+
     def _wake(self, workflow_id: str, at: datetime | None = None) -> None:
         if self.resumer is not None:
             self.resumer.wake(workflow_id, at)
@@ -546,9 +558,10 @@ class Engine:
                 # Steps first: a person may be waiting for one (the outcome of a request);
                 # nobody waits for a teardown (a deleted message), which follows.
                 record, budget = await self._run_threads(record, budget)
-                record = await self._teardowns(record)
+                record, released = await self._teardowns(record)
                 has_budget = budget > 0 and not self._stopping
-                record, released = await self._setups(record, has_budget)
+                if not released:
+                    record, released = await self._setups(record, has_budget)
                 if released:
                     if record.due_at is not None:
                         self._wake(record.id, record.due_at)
@@ -649,6 +662,20 @@ class Engine:
         state = record.state
         recheck = True
         put_off = False  # a thread's due time changed since the last checkpoint
+        # A step's checkpoint is put off until the walk after it reaches code to run: when
+        # that walk only blocks the thread or ends it (no code runs in between), one write
+        # records both, so a step before a wait or an end costs one commit, not two. A
+        # crash before that write runs the step again, as a crash before its own would.
+        unsaved = False
+
+        async def save_before_running() -> None:
+            nonlocal record, unsaved, put_off
+            if unsaved:
+                saved = await self._checkpoint(record)
+                if saved is None:
+                    raise _Changed
+                record, unsaved, put_off = saved, False, False
+
         while budget > 0 and not self._stopping:
             thread = next_thread(state, recheck, now)
             if thread is None:
@@ -658,8 +685,15 @@ class Engine:
             thread.due_at = None
             started = time.perf_counter()
             try:
-                outcome, change = await self.interpreter.step(wf, state, thread)
+                outcome, change = await self.interpreter.step(
+                    wf, state, thread, save_before_running
+                )
                 self.observer.step(record.type, time.perf_counter() - started, True)
+            except _Changed:  # changed by someone else since it was read: start again
+                reloaded = await self._reload(record.id)
+                if reloaded is None:
+                    return record, 0
+                return await self._run_threads(reloaded, budget)
             except (DefinitionError, StatementNotFound, NoManager) as e:
                 _fail(record, f"{type(e).__name__}: {e}")
                 return await self._save_failure(record, wf), budget
@@ -700,6 +734,10 @@ class Engine:
             budget -= 1
             recheck = change is not False
             record.data = wf.model_dump(mode="json")
+            if type(outcome) is st.Ran:
+                unsaved = True
+                continue
+            unsaved = False
             released = (
                 record.status in TERMINAL
                 and record.lease_owner == self.worker_id
@@ -718,7 +756,7 @@ class Engine:
                 self._wake(record.id, record.due_at)  # a teardown to retry later
             if record.status in TERMINAL:
                 break
-        if put_off:
+        if put_off or unsaved:
             record = await self._save_or_reload(record)
         return record, budget
 
@@ -759,11 +797,15 @@ class Engine:
         delay = self.retry_base * (1 << min(max(attempts - 1, 0), 30))
         return min(delay, self.retry_max)
 
-    async def _teardowns(self, record: Record) -> Record:
+    async def _teardowns(self, record: Record) -> tuple[Record, bool]:
+        """Tear down finished waits and record the results; when nothing else is left to
+        do (no setup, step or teardown due now), release the lease in the same write, so
+        a finished workflow's last teardown costs one commit, not a second one to give the
+        lease back. Returns the record and whether released."""
         now = self.clock.now()
         todo = [(tid, e) for tid, e in _all_events(record.state) if _due(e, TEARDOWN, now)]
         if not todo:
-            return record
+            return record, False
         handlers = self._handlers(record)
         results: dict[tuple[str, str, int], str | datetime | None] = {}
         for thread_id, event in todo:
@@ -782,7 +824,10 @@ class Engine:
                 )
                 results[(thread_id, event.name, event.pc)] = f"{type(e).__name__}: {e}"
 
+        released = False
+
         async def apply(fresh: Record) -> Record:
+            nonlocal released
             now = self.clock.now()
             for thread in fresh.state.threads:
                 thread.events = [
@@ -795,9 +840,18 @@ class Engine:
                 for o in fresh.state.orphans
                 if not self._settle_teardown(o.thread_id, o.event, results, now)
             ]
+            # Only when nothing is due now (no setup, step or teardown): otherwise the
+            # setups and the release that follow decide, as they did.
+            released = (
+                fresh.lease_owner == self.worker_id
+                and not _work_now(fresh, now)
+                and self._settle(fresh, now, True)
+            )
+            fresh.flush_now = not _left_to_the_world(fresh, released)
             return fresh
 
-        return await self._update_keep_lease(record, apply)
+        record = await self._update_keep_lease(record, apply)
+        return record, released
 
     def _settle_teardown(
         self,
@@ -909,6 +963,7 @@ class Engine:
             released = fresh.lease_owner == self.worker_id and self._settle(
                 fresh, now, has_budget and not late
             )
+            fresh.flush_now = bool(late) or not _left_to_the_world(fresh, released)
             return fresh
 
         record = await self._update_keep_lease(record, apply)
@@ -1013,6 +1068,10 @@ class _Heartbeat:
 # --- helpers over the execution state --------------------------------------------------------
 
 
+class _Changed(Exception):
+    """A put-off checkpoint found the record changed by someone else."""
+
+
 def _check_running(record: Record) -> None:
     if record.status in TERMINAL:
         raise WorkflowFinished(f"workflow {record.id} is {record.status}")
@@ -1059,6 +1118,19 @@ def _work_now(record: Record, now: datetime) -> bool:
     return not in_backoff and any(
         t.status in RUNNABLE and (t.due_at is None or t.due_at <= now) for t in record.state.threads
     )
+
+
+def _left_to_the_world(record: Record, released: bool) -> bool:
+    """After a setup's or a teardown's record that released the workflow with nothing due,
+    nothing of it runs (no step, setup, teardown or `on_cancel`) until something from
+    outside commits durably: a callback, a timer firing (its callback), an operator
+    change. That commit comes later in the database's log, so it makes this one durable
+    before anything relies on it, and this one need not wait for the disk itself
+    (`Record.flush_now`). What a power loss before then could undo is only this record
+    of what the manager already did, which is then done again, as after a crash between
+    the manager's call and the write; the store bounds that window to milliseconds.
+    Anything due (a retry, a step put off) keeps the write durable at once."""
+    return released and record.due_at is None
 
 
 def _left_behind(record: Record) -> bool:

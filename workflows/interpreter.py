@@ -199,11 +199,18 @@ class Interpreter:
         raise DefinitionError(f"{outcome!r} outside of a loop in thread {thread.id!r}")
 
     async def step(
-        self, wf: Workflow, state: State, thread: Thread
+        self,
+        wf: Workflow,
+        state: State,
+        thread: Thread,
+        before_run: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[st.Outcome, bool | Ended]:
-        """Walk the thread, run the step it reached, and record it."""
+        """Walk the thread, run the step it reached, and record it. `before_run` is
+        awaited first when the walk reached code to run (not a wait or an end)."""
         outcome = walk(wf, thread)
         if type(outcome) is st.Ran and outcome.fn is not None:
+            if before_run is not None:
+                await before_run()
             result = outcome.fn()
             if result is not None and inspect.isawaitable(result):
                 await result  # an async step

@@ -21,12 +21,21 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   `synchronous=FULL` would, but grouped: one fsync, in a thread of its own, serves every
   commit made before it began (`WalSync`). The WAL is written in order, so that also
   makes the checkpoints before it durable. Claims are leases and need no fsync.
+  One kind of durable commit does not wait: a setup's or a teardown's record after
+  which the workflow waits for the outside world (`Record.flush_now`, cleared by the
+  engine). Nothing relies on it before the next commit that is waited for, which covers
+  it, so it joins that commit's fsync, or one started for it within `WalSync.defer`
+  (5 ms): when answers come one after another, each waits for one fsync instead of the
+  one the previous workflow's teardown took plus its own.
   `fsync_steps` makes every commit `synchronous=FULL`.
 - PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
   whose loss could be seen wait as the server is configured to (`on`, or a replication
   level): creating a workflow, applying a callback, every locked update (setups,
-  teardowns, operator changes). PostgreSQL writes its WAL in
+  teardowns, operator changes), except, as on SQLite, a setup's or teardown's record
+  after which the workflow waits for the outside world, which is flushed by the next
+  durable commit or by the WAL writer (within three `wal_writer_delay`s).
+  PostgreSQL writes its WAL in
   order, so such a commit also makes every earlier checkpoint durable; what a server crash
   can lose is only the last step checkpoints, and their steps run again (steps run at least
   once). A crash of our own process loses nothing either way.
@@ -35,8 +44,11 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -54,6 +66,8 @@ from workflows.errors import CorruptWorkflow, WorkflowExists, WorkflowNotFound
 from workflows.state import State
 from workflows.tables import EVENT_COLUMNS, TIMER_COLUMNS, WORKFLOW_COLUMNS
 from workflows.types import AuditEntry, CallbackRequest, Record, Timer
+
+log = logging.getLogger("workflows.sqlrows")
 
 _COLS = ", ".join(WORKFLOW_COLUMNS)
 _UPDATED = [c for c in WORKFLOW_COLUMNS if c not in ("id", "type", "created_at")]
@@ -182,29 +196,91 @@ class WalSync:
     (an fsync of the WAL), done once for every commit made before it began. A commit that
     must last awaits `sync()`: if an fsync is already running, it waits for the next one,
     which covers it and every commit that came meanwhile. The fsync runs in a thread, so
-    the loop goes on serving while the disk works."""
+    the loop goes on serving while the disk works.
+
+    A round is started as soon as a commit asks for one (none running) and the next as
+    soon as the loop hears the last is over, from that callback; each commit waits on a
+    future of its own (with its place in commit order), which the round that covers it
+    resolves. So a durable commit costs the loop no task and one wake-up after its fsync
+    (a task per round, shielded for every waiter, cost two more trips through a busy
+    loop before the waiter ran again).
+
+    A commit that must last but that nobody waits for calls `soon()` instead: it joins the
+    next round anyone asks for, and if none is asked for within `defer` seconds a round
+    is started for it. So it takes no fsync of its own when an acknowledgement follows
+    (answers coming one after another: the round a person's answer waits for is not
+    taken by another workflow's teardown record, which would make the answer wait for
+    two)."""
+
+    defer = 0.005  # seconds a commit made with `soon()` waits for a round to join
 
     def __init__(self, path: str) -> None:
         self.path = path + "-wal"
         self._fd: int | None = None
-        self._asked = 0
-        self._done = 0
-        self._round: asyncio.Task[None] | None = None
+        self._asked = 0  # commits that must last, in commit order
+        self._done = 0  # how many of them the last round covered
+        self._owed = 0  # the newest made with `soon()`
+        self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._running = False
+        self._deferred: asyncio.TimerHandle | None = None
         self._thread: ThreadPoolExecutor | None = None
 
     async def sync(self) -> None:
+        """Return once every commit made so far is on disk."""
+        loop = asyncio.get_running_loop()
         self._asked += 1
-        mine = self._asked
-        while self._done < mine:
-            if self._round is None or self._round.done():
-                self._round = asyncio.get_running_loop().create_task(self._fsync(self._asked))
-            await asyncio.shield(self._round)
+        done = loop.create_future()
+        self._waiting.append((self._asked, done))
+        if not self._running:
+            self._start(loop)
+        await done
 
-    async def _fsync(self, covers: int) -> None:
+    def soon(self) -> None:
+        """The commits made so far must reach the disk; nobody waits for them."""
+        self._asked += 1
+        self._owed = self._asked
+        if self._deferred is None:
+            self._deferred = asyncio.get_running_loop().call_later(self.defer, self._due)
+
+    def _due(self) -> None:
+        self._deferred = None
+        if self._done < self._owed and not self._running:
+            self._start(asyncio.get_running_loop())
+        # else the round running now, or the one after it, covers them (`_finished`)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-wal-sync")
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._fdatasync)
-        self._done = max(self._done, covers)
+        self._running = True
+        covers = self._asked  # all of them committed before the fsync begins
+
+        def finished(round: concurrent.futures.Future[None]) -> None:  # in the thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(self._finished, loop, covers, round.exception())
+
+        self._thread.submit(self._fdatasync).add_done_callback(finished)
+
+    def _finished(
+        self, loop: asyncio.AbstractEventLoop, covers: int, error: BaseException | None
+    ) -> None:
+        self._running = False
+        if error is None:
+            self._done = max(self._done, covers)
+        elif self._done < self._owed <= covers:  # nobody waits to be told: say it here
+            log.error("fsync of the SQLite WAL %s failed: %s", self.path, error)
+            self._owed = self._done
+        while self._waiting and self._waiting[0][0] <= covers:
+            _, done = self._waiting.popleft()
+            if done.done():  # its waiter was cancelled
+                continue
+            if error is None:
+                done.set_result(None)
+            else:  # the commit may not be on disk: its waiter hears so
+                done.set_exception(error)
+        if self._thread is None:  # closed meanwhile
+            return
+        if self._waiting or (self._done < self._owed and self._deferred is None):
+            self._start(loop)
 
     def _fdatasync(self) -> None:
         # The WAL outlives every connection but the last one's close; reopen if replaced.
@@ -219,9 +295,21 @@ class WalSync:
         os.fdatasync(self._fd)
 
     def close(self) -> None:
+        """Flush what is still owed or waited for, and stop the thread."""
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self._thread is not None:
-            self._thread.shutdown()
+            self._thread.shutdown()  # after the round in flight
             self._thread = None
+        if self._done < self._asked:
+            self._fdatasync()
+            self._done = self._asked
+            while self._waiting:
+                _, done = self._waiting.popleft()
+                if not done.done():
+                    done.set_result(None)
+        self._running = False
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -307,13 +395,17 @@ class SQLiteRows:
             delay = min(delay * 2, 0.05)
 
     @asynccontextmanager
-    async def transaction(self, durable: bool = True) -> AsyncIterator[sqlite3.Connection]:
+    async def transaction(
+        self, durable: bool | Callable[[], bool] = True
+    ) -> AsyncIterator[sqlite3.Connection]:
         """One exclusive transaction (`BEGIN IMMEDIATE` takes the write lock up front).
 
         `durable`: it returns once its commit is on disk, as PostgreSQL's durable commits
         wait for the WAL flush: committed as any other, then the WAL is fsynced (`WalSync`,
         which serves every commit made before it started with one fsync, off the loop).
-        The WAL is written in order, so this also makes every earlier checkpoint durable."""
+        The WAL is written in order, so this also makes every earlier checkpoint durable.
+        A callable is asked once the body has run: True is as above; False, that the
+        commit must last but nobody waits for it (`WalSync.soon`)."""
         await self._turn()
         async with self.lock:
             await self._retry("BEGIN IMMEDIATE")
@@ -324,8 +416,12 @@ class SQLiteRows:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
                 raise
-        if durable and not self.fsync_steps:  # with fsync_steps every commit fsyncs
+        if self.fsync_steps or durable is False:  # with fsync_steps every commit fsyncs
+            return
+        if durable is True or durable():
             await self.wal.sync()
+        else:
+            self.wal.soon()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[sqlite3.Connection]:
@@ -676,11 +772,20 @@ class PostgresRows:
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self, durable: bool = True) -> AsyncIterator[Any]:
+    async def transaction(self, durable: bool | Callable[[], bool] = True) -> AsyncIterator[Any]:
+        """`durable`: the commit waits as the server is configured to (a callable is asked
+        once the body has run; False from it: the commit must last but nobody waits for
+        it, so it is asynchronous: the WAL writer flushes it within three
+        `wal_writer_delay`s, and any durable commit after it flushes it first, since the
+        WAL is written in order)."""
+        waits = not self.fsync_steps and self.durable_level != "off"
+        set_level = f"SET LOCAL synchronous_commit TO {self.durable_level}"
         async with self.pool.acquire() as conn, conn.transaction():
-            if durable and not self.fsync_steps and self.durable_level != "off":
-                await conn.execute(f"SET LOCAL synchronous_commit TO {self.durable_level}")
+            if waits and durable is True:
+                await conn.execute(set_level)
             yield conn
+            if waits and callable(durable) and durable():
+                await conn.execute(set_level)
 
     async def insert(self, record: Record, committed: Callable[[], None] | None = None) -> None:
         import asyncpg

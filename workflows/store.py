@@ -205,13 +205,18 @@ class SQLStore:
         return await self.rows.fetch(workflow_id)
 
     async def update(self, workflow_id: str, fn: Callable[[Record], Awaitable[T]]) -> T:
-        """Read, apply `fn`, write: all under the exclusive lock, in one transaction."""
-        async with self.rows.transaction() as conn:
+        """Read, apply `fn`, write: all under the exclusive lock, in one transaction,
+        durable on return unless `fn` cleared `Record.flush_now` (then it reaches the disk
+        with the next durable commit, or within milliseconds: see `sqlrows`)."""
+        read: list[Record] = []
+        async with self.rows.transaction(lambda: read[0].flush_now) as conn:
             record = await self.rows.fetch_locked(conn, workflow_id)
+            read.append(record)
             result = await fn(record)
             await self.rows.write(conn, record)
         record.version += 1
         record.audit = []
+        record.flush_now = True
         return result
 
     async def save(self, record: Record) -> bool:

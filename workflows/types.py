@@ -104,6 +104,14 @@ class Record:
     updated_at: datetime | None = None
     # Written with the next save, in the same transaction.
     audit: list[AuditEntry] = field(default_factory=list)
+    # Whether the `DB.update` writing this record returns only once the write is on disk.
+    # The engine clears it for a setup's or a teardown's record after which nothing of
+    # the workflow runs until something from outside commits durably (a callback, a
+    # timer firing, an operator change): that commit comes later in the database's log,
+    # so it covers this one, and nobody relies on this one before. The store may then
+    # flush it with the next durable commit, or shortly after; one that ignores it
+    # flushes as usual.
+    flush_now: bool = field(default=True, repr=False, compare=False)
     # The store's note of the columns as last read or written (see `settled_columns`).
     stored: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
 
