@@ -32,9 +32,8 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
   whose loss could be seen wait as the server is configured to (`on`, or a replication
   level): creating a workflow, applying a callback, every locked update (setups,
-  teardowns, operator changes), except, as on SQLite, a setup's or teardown's record
-  after which the workflow waits for the outside world, which is flushed by the next
-  durable commit or by the WAL writer (within three `wal_writer_delay`s).
+  teardowns, operator changes; unlike SQLite's, a setup's or teardown's record waits too:
+  left to the WAL writer it could stay unflushed for three `wal_writer_delay`s).
   PostgreSQL writes its WAL in
   order, so such a commit also makes every earlier checkpoint durable; what a server crash
   can lose is only the last step checkpoints, and their steps run again (steps run at least
@@ -773,19 +772,17 @@ class PostgresRows:
 
     @asynccontextmanager
     async def transaction(self, durable: bool | Callable[[], bool] = True) -> AsyncIterator[Any]:
-        """`durable`: the commit waits as the server is configured to (a callable is asked
-        once the body has run; False from it: the commit must last but nobody waits for
-        it, so it is asynchronous: the WAL writer flushes it within three
-        `wal_writer_delay`s, and any durable commit after it flushes it first, since the
-        WAL is written in order)."""
+        """`durable`: the commit waits as the server is configured to. A callable (what
+        SQLite may flush a few milliseconds later, see `WalSync.soon`) counts as durable
+        here: PostgreSQL's asynchronous commit would leave such a record to the WAL writer
+        for up to three `wal_writer_delay`s (about 600 ms by default), a window too wide
+        for a setup's or a teardown's record."""
         waits = not self.fsync_steps and self.durable_level != "off"
         set_level = f"SET LOCAL synchronous_commit TO {self.durable_level}"
         async with self.pool.acquire() as conn, conn.transaction():
-            if waits and durable is True:
+            if waits and durable is not False:
                 await conn.execute(set_level)
             yield conn
-            if waits and callable(durable) and durable():
-                await conn.execute(set_level)
 
     async def insert(self, record: Record, committed: Callable[[], None] | None = None) -> None:
         import asyncpg
