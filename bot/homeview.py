@@ -13,6 +13,7 @@ with the page asked for. The pages are sized so a full Home stays under the limi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,18 +55,23 @@ def home_view(inbox: Inbox) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
     if inbox.notice:
         blocks.append(context(inbox.notice))
-    blocks.append(_header(f"Waiting on you ({inbox.waiting.total})"))
-    for party in inbox.waiting.items:
-        blocks += _waiting(party)
-    if not inbox.waiting.items:
-        blocks.append(section("_Nothing waits on you._"))
-    blocks += _pager(WAITING, inbox.waiting, WAITING_PAGE)
-    blocks += [{"type": "divider"}, _header(f"Your requests ({inbox.requests.total})")]
-    for party in inbox.requests.items:
-        blocks += _request(party)
-    if not inbox.requests.items:
-        blocks.append(section("_You have no open requests._"))
-    blocks += _pager(REQUESTS, inbox.requests, REQUESTS_PAGE)
+    blocks += _open_list(
+        f"Waiting on you ({inbox.waiting.total})",
+        inbox.waiting,
+        _waiting,
+        "_Nothing waits on you._",
+        WAITING,
+        WAITING_PAGE,
+    )
+    blocks.append({"type": "divider"})
+    blocks += _open_list(
+        f"Your requests ({inbox.requests.total})",
+        inbox.requests,
+        _request,
+        "_You have no open requests._",
+        REQUESTS,
+        REQUESTS_PAGE,
+    )
     blocks += [{"type": "divider"}, _header("Recently decided")]
     blocks += [section(f"*{_title(p)}*\n{p.stand}") for p in inbox.recent]
     if not inbox.recent:
@@ -87,33 +93,52 @@ def _value(party: Party) -> str:
     return json.dumps({"w": party.workflow_id, "a": party.part}, separators=(",", ":"))
 
 
+def _open_list(
+    title: str,
+    listing: Listing,
+    item: Callable[[Party], list[dict[str, Any]]],
+    empty: str,
+    name: str,
+    size: int,
+) -> list[dict[str, Any]]:
+    """One of the open lists: its header, the page's items (or `empty`), its pager."""
+    blocks = [_header(title)]
+    for party in listing.items:
+        blocks += item(party)
+    if not listing.items:
+        blocks.append(section(empty))
+    return blocks + _pager(name, listing, size)
+
+
 def _waiting(party: Party) -> list[dict[str, Any]]:
     value = _value(party)
-    return [
-        section(f"*{_title(party)}*\n{party.stand}"),
-        {
-            "type": "actions",
-            "block_id": f"decide:{party.workflow_id}:{party.part}"[:255],
-            "elements": [
-                button("Approve", APPROVE_ACTION, value, "primary"),
-                button("Deny", DENY_ACTION, value, "danger"),
-            ],
-        },
-    ]
+    return _item(
+        party,
+        "decide",
+        button("Approve", APPROVE_ACTION, value, "primary"),
+        button("Deny", DENY_ACTION, value, "danger"),
+    )
 
 
 def _request(party: Party) -> list[dict[str, Any]]:
     value = _value(party)
+    return _item(
+        party,
+        "request",
+        button("Cancel", CANCEL_ACTION, value, "danger"),
+        button("Extend", EXTEND_ACTION, value),
+        button("Nudge", NUDGE_ACTION, value),
+    )
+
+
+def _item(party: Party, kind: str, *buttons: dict[str, Any]) -> list[dict[str, Any]]:
+    """A request as a list shows it: its title, where it stands, its buttons."""
     return [
         section(f"*{_title(party)}*\n{party.stand}"),
         {
             "type": "actions",
-            "block_id": f"request:{party.workflow_id}:{party.part}"[:255],
-            "elements": [
-                button("Cancel", CANCEL_ACTION, value, "danger"),
-                button("Extend", EXTEND_ACTION, value),
-                button("Nudge", NUDGE_ACTION, value),
-            ],
+            "block_id": f"{kind}:{party.workflow_id}:{party.part}"[:255],
+            "elements": list(buttons),
         },
     ]
 
