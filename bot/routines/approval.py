@@ -295,7 +295,13 @@ class _Approval:
             *asks,
             # Its own thread, as background work: the approvers are asked first, and a
             # card put off for its channel's budget holds back nothing else.
-            Go(f"{p}card", Step(f"{p}post card", self.post_card)),
+            Go(
+                f"{p}card",
+                S(
+                    Step(f"{p}show on home", self.show_on_home),
+                    Step(f"{p}post card", self.post_card),
+                ),
+            ),
             Go(
                 f"{p}watch deadline",
                 For(
@@ -356,8 +362,12 @@ class _Approval:
         self.state.quorum = self.ask.quorum
         self.state.requested_at = self.workflow.now()
 
-    async def post_card(self) -> None:
+    async def show_on_home(self) -> None:
+        # A step of its own: the card's post may be put off again and again for its
+        # channel's budget, and this is written once.
         await _show_on_home(self.workflow, self.ask, self.state)
+
+    async def post_card(self) -> None:
         cards = _cards(self.workflow)
         if cards is not None:
             with background():
