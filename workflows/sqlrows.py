@@ -28,12 +28,16 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   (5 ms): when answers come one after another, each waits for one fsync instead of the
   one the previous workflow's teardown took plus its own.
   `fsync_steps` makes every commit `synchronous=FULL`.
-- PostgreSQL: an asyncpg pool. A step checkpoint is one `UPDATE` (one round trip). Unless
-  `fsync_steps` is set, sessions run with `synchronous_commit=off` and only the commits
-  whose loss could be seen wait as the server is configured to (`on`, or a replication
-  level): creating a workflow, applying a callback, every locked update (setups,
-  teardowns, operator changes; unlike SQLite's, a setup's or teardown's record waits too:
-  left to the WAL writer it could stay unflushed for three `wal_writer_delay`s).
+- PostgreSQL: asyncpg pools. A step checkpoint is one `UPDATE` (one round trip). Unless
+  `fsync_steps` is set, it runs on a pool whose sessions have `synchronous_commit=off`,
+  and only the commits whose loss could be seen run on a second pool, at the server's own
+  level (`on`, or a replication level): creating a workflow, applying a callback, every
+  locked update (setups, teardowns, operator changes; unlike SQLite's, a setup's or
+  teardown's record waits too: left to the WAL writer it could stay unflushed for three
+  `wal_writer_delay`s). Round trips are what a PostgreSQL approval spends most on, so a
+  record's audit entries are inserted by the statement that writes it (a `WITH`), a new
+  workflow is one statement in an implicit transaction, and a connection goes back to its
+  pool without asyncpg's reset query.
   PostgreSQL writes its WAL in
   order, so such a commit also makes every earlier checkpoint durable; what a server crash
   can lose is only the last step checkpoints, and their steps run again (steps run at least
@@ -49,6 +53,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -713,7 +718,6 @@ P_SELECT_LOCKED = numbered(SELECT + " FOR UPDATE")
 P_INSERT = numbered(INSERT)
 P_UPDATE = numbered(UPDATE)
 P_CHECKPOINT = numbered(CHECKPOINT)
-P_AUDIT = numbered(AUDIT)
 P_MARK_FAILED = numbered(MARK_FAILED)
 P_RENEW_LEASE = numbered(RENEW_LEASE)
 P_DUE = numbered(DUE.format(types=PG_TYPES))
@@ -741,9 +745,17 @@ class PostgresRows:
         self.fsync_steps = fsync_steps
         self.pool_size = pool_size
         self._pool: Any = None
-        self.durable_level = "on"  # the server's own synchronous_commit, read at start
+        self._durable: Any = None
 
     async def start(self) -> None:
+        """Two pools: one whose sessions commit asynchronously (step checkpoints, leases,
+        claims) and one at the server's own level (what a person could see), so neither
+        kind of commit spends a round trip on `SET LOCAL synchronous_commit`. With
+        `fsync_steps`, or a server that commits asynchronously anyway, they are one.
+
+        The sessions keep no state of their own (no LISTEN, cursors, advisory locks or
+        session settings; transactions are always closed), so a connection goes back to
+        its pool without asyncpg's reset query: a round trip saved on every release."""
         import asyncpg
 
         probe = await asyncpg.connect(self.dsn)
@@ -753,19 +765,22 @@ class PostgresRows:
             await probe.close()
         if level not in _COMMIT_LEVELS:
             raise RuntimeError(f"unknown synchronous_commit level {level!r}")
-        self.durable_level = level
-        settings = {} if self.fsync_steps else {"synchronous_commit": "off"}
-        self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size, server_settings=settings
-        )
+        pools = {"min_size": 1, "max_size": self.pool_size, "reset": _keep_session}
+        self._durable = await asyncpg.create_pool(self.dsn, **pools)
+        if self.fsync_steps or level == "off":
+            self._pool = self._durable
+        else:
+            settings = {"synchronous_commit": "off"}
+            self._pool = await asyncpg.create_pool(self.dsn, server_settings=settings, **pools)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in {id(p): p for p in (self._pool, self._durable) if p is not None}.values():
+            await pool.close()
+        self._pool = self._durable = None
 
     @property
     def pool(self) -> Any:
+        """The pool whose commits do not wait for the WAL flush (unless `fsync_steps`)."""
         if self._pool is None:
             raise RuntimeError("store not started")
         return self._pool
@@ -777,20 +792,19 @@ class PostgresRows:
         here: PostgreSQL's asynchronous commit would leave such a record to the WAL writer
         for up to three `wal_writer_delay`s (about 600 ms by default), a window too wide
         for a setup's or a teardown's record."""
-        waits = not self.fsync_steps and self.durable_level != "off"
-        set_level = f"SET LOCAL synchronous_commit TO {self.durable_level}"
-        async with self.pool.acquire() as conn, conn.transaction():
-            if waits and durable is not False:
-                await conn.execute(set_level)
+        pool = self.pool if durable is False else self._durable
+        async with pool.acquire() as conn, conn.transaction():
             yield conn
 
     async def insert(self, record: Record, committed: Callable[[], None] | None = None) -> None:
+        """One statement, so one round trip in an implicit transaction: the row and its
+        audit entries (a data-modifying `WITH`), at the server's durable level."""
         import asyncpg
 
+        sql, args = _pg_audited(P_INSERT, _insert_values(record, _same), record)
         try:
-            async with self.transaction() as conn:
-                await conn.execute(P_INSERT, *_insert_values(record, _same))
-                await _pg_audit(conn, record)
+            async with self._durable.acquire() as conn:
+                await conn.execute(sql, *args)
         except asyncpg.UniqueViolationError as e:
             raise WorkflowExists(f"workflow {record.id!r} already exists") from e
         _stored(record)
@@ -806,17 +820,23 @@ class PostgresRows:
         return _pg_record(await conn.fetchrow(P_SELECT_LOCKED, workflow_id), workflow_id)
 
     async def write(self, conn: Any, record: Record) -> bool:
-        sql, args = _pg_save(record)
+        """Inside `transaction()`; the audit entries go in the same statement, so a False
+        (the row moved on) must roll the transaction back."""
+        sql, args = _pg_audited(*_pg_save(record), record)
         if await conn.execute(sql, *args) != "UPDATE 1":
             return False
-        await _pg_audit(conn, record)
         _stored(record)
         return True
 
     async def save(self, record: Record) -> bool:
         if record.audit:
-            async with self.transaction() as conn:
-                return await self.write(conn, record)
+            try:
+                async with self.transaction() as conn:
+                    if not await self.write(conn, record):
+                        raise _Stale
+            except _Stale:  # rolled back, audit entries with it
+                return False
+            return True
         sql, args = _pg_save(record)
         async with self.pool.acquire() as conn:  # one statement, one round trip
             saved = bool(await conn.execute(sql, *args) == "UPDATE 1")
@@ -884,6 +904,10 @@ class PostgresRows:
             return [_pg_timer(r) for r in await conn.fetch(P_DUE_TIMERS, until, limit)]
 
 
+async def _keep_session(conn: Any) -> None:
+    """A released connection needs no reset: see `PostgresRows.start`."""
+
+
 def _pg_timer(row: Any) -> Timer:
     return Timer(
         key=row[0],
@@ -893,7 +917,28 @@ def _pg_timer(row: Any) -> Timer:
     )
 
 
-async def _pg_audit(conn: Any, record: Record) -> None:
-    if record.audit:
-        now = datetime.now(UTC)
-        await conn.executemany(P_AUDIT, [_audit_values(record.id, a, now) for a in record.audit])
+class _Stale(Exception):
+    """A checkpoint's version was not the row's: roll its transaction back."""
+
+
+def _pg_audited(sql: str, values: tuple[Any, ...], record: Record) -> tuple[str, tuple[Any, ...]]:
+    """`sql` preceded by the insertion of the record's audit entries, in one statement."""
+    if not record.audit:
+        return sql, values
+    now = datetime.now(UTC)
+    entries = [v for a in record.audit for v in _audit_values(record.id, a, now)]
+    return _with_audit(sql, len(record.audit)), (*entries, *values)
+
+
+@functools.cache
+def _with_audit(sql: str, entries: int) -> str:
+    """`sql` ($-numbered) after a `WITH` inserting `entries` audit rows, whose
+    placeholders come first: $1 … $k, then `sql`'s own, shifted by k."""
+    width = len(_EVENT_COLS)
+    rows = ", ".join(
+        "(" + ", ".join(f"${e * width + c + 1}" for c in range(width)) + ")" for e in range(entries)
+    )
+    shift = entries * width
+    shifted = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + shift}", sql)
+    audit = f"INSERT INTO workflow_events ({', '.join(_EVENT_COLS)}) VALUES {rows}"
+    return f"WITH audit AS ({audit}) {shifted}"
