@@ -18,8 +18,8 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   `synchronous=NORMAL` (no fsync; a power loss may roll back the last ones, and their steps
   run again), while every explicit transaction (a new workflow, an applied callback, setups,
   teardowns, timers, operator changes) returns only once the WAL is fsynced, as
-  `synchronous=FULL` would, but grouped: one fsync, in a thread of its own, serves every
-  commit made before it began (`WalSync`). The WAL is written in order, so that also
+  `synchronous=FULL` would, but grouped: one fsync, in a process of its own, serves every
+  commit made before it began (`workflows.walsync`). The WAL is written in order, so that also
   makes the checkpoints before it durable. Claims are leases and need no fsync.
   One kind of durable commit does not wait: a setup's or a teardown's record after
   which the workflow waits for the outside world (`Record.flush_now`, cleared by the
@@ -47,18 +47,14 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
 import contextlib
 import functools
 import logging
-import os
 import re
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +66,7 @@ from workflows.errors import CorruptWorkflow, WorkflowExists, WorkflowNotFound
 from workflows.state import State
 from workflows.tables import EVENT_COLUMNS, TIMER_COLUMNS, WORKFLOW_COLUMNS
 from workflows.types import AuditEntry, CallbackRequest, Record, Timer
+from workflows.walsync import WalSync
 
 log = logging.getLogger("workflows.sqlrows")
 
@@ -193,130 +190,6 @@ def _sqlite_dt(value: str | None) -> datetime | None:
 
 def _busy(error: sqlite3.OperationalError) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_BUSY
-
-
-class WalSync:
-    """Group commit for SQLite: what `synchronous=FULL` does after every commit in WAL mode
-    (an fsync of the WAL), done once for every commit made before it began. A commit that
-    must last awaits `sync()`: if an fsync is already running, it waits for the next one,
-    which covers it and every commit that came meanwhile. The fsync runs in a thread, so
-    the loop goes on serving while the disk works.
-
-    A round is started as soon as a commit asks for one (none running) and the next as
-    soon as the loop hears the last is over, from that callback; each commit waits on a
-    future of its own (with its place in commit order), which the round that covers it
-    resolves. So a durable commit costs the loop no task and one wake-up after its fsync
-    (a task per round, shielded for every waiter, cost two more trips through a busy
-    loop before the waiter ran again).
-
-    A commit that must last but that nobody waits for calls `soon()` instead: it joins the
-    next round anyone asks for, and if none is asked for within `defer` seconds a round
-    is started for it. So it takes no fsync of its own when an acknowledgement follows
-    (answers coming one after another: the round a person's answer waits for is not
-    taken by another workflow's teardown record, which would make the answer wait for
-    two)."""
-
-    defer = 0.005  # seconds a commit made with `soon()` waits for a round to join
-
-    def __init__(self, path: str) -> None:
-        self.path = path + "-wal"
-        self._fd: int | None = None
-        self._asked = 0  # commits that must last, in commit order
-        self._done = 0  # how many of them the last round covered
-        self._owed = 0  # the newest made with `soon()`
-        self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
-        self._running = False
-        self._deferred: asyncio.TimerHandle | None = None
-        self._thread: ThreadPoolExecutor | None = None
-
-    async def sync(self) -> None:
-        """Return once every commit made so far is on disk."""
-        loop = asyncio.get_running_loop()
-        self._asked += 1
-        done = loop.create_future()
-        self._waiting.append((self._asked, done))
-        if not self._running:
-            self._start(loop)
-        await done
-
-    def soon(self) -> None:
-        """The commits made so far must reach the disk; nobody waits for them."""
-        self._asked += 1
-        self._owed = self._asked
-        if self._deferred is None:
-            self._deferred = asyncio.get_running_loop().call_later(self.defer, self._due)
-
-    def _due(self) -> None:
-        self._deferred = None
-        if self._done < self._owed and not self._running:
-            self._start(asyncio.get_running_loop())
-        # else the round running now, or the one after it, covers them (`_finished`)
-
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-wal-sync")
-        self._running = True
-        covers = self._asked  # all of them committed before the fsync begins
-
-        def finished(round: concurrent.futures.Future[None]) -> None:  # in the thread
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(self._finished, loop, covers, round.exception())
-
-        self._thread.submit(self._fdatasync).add_done_callback(finished)
-
-    def _finished(
-        self, loop: asyncio.AbstractEventLoop, covers: int, error: BaseException | None
-    ) -> None:
-        self._running = False
-        if error is None:
-            self._done = max(self._done, covers)
-        elif self._done < self._owed <= covers:  # nobody waits to be told: say it here
-            log.error("fsync of the SQLite WAL %s failed: %s", self.path, error)
-            self._owed = self._done
-        while self._waiting and self._waiting[0][0] <= covers:
-            _, done = self._waiting.popleft()
-            if done.done():  # its waiter was cancelled
-                continue
-            if error is None:
-                done.set_result(None)
-            else:  # the commit may not be on disk: its waiter hears so
-                done.set_exception(error)
-        if self._thread is None:  # closed meanwhile
-            return
-        if self._waiting or (self._done < self._owed and self._deferred is None):
-            self._start(loop)
-
-    def _fdatasync(self) -> None:
-        # The WAL outlives every connection but the last one's close; reopen if replaced.
-        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
-            os.close(self._fd)
-            self._fd = None
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY)
-            except FileNotFoundError:  # the last connection closed: all is in the database
-                return
-        os.fdatasync(self._fd)
-
-    def close(self) -> None:
-        """Flush what is still owed or waited for, and stop the thread."""
-        if self._deferred is not None:
-            self._deferred.cancel()
-            self._deferred = None
-        if self._thread is not None:
-            self._thread.shutdown()  # after the round in flight
-            self._thread = None
-        if self._done < self._asked:
-            self._fdatasync()
-            self._done = self._asked
-            while self._waiting:
-                _, done = self._waiting.popleft()
-                if not done.done():
-                    done.set_result(None)
-        self._running = False
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 class SQLiteRows:
