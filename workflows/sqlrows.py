@@ -27,7 +27,9 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   it, so it joins that commit's fsync, or one started for it within `WalSync.defer`
   (5 ms): when answers come one after another, each waits for one fsync instead of the
   one the previous workflow's teardown took plus its own.
-  `fsync_steps` makes every commit `synchronous=FULL`.
+  `fsync_steps` makes every step checkpoint wait for the WAL's fsync too: on the loop
+  itself when no round is under way (as `synchronous=FULL` would), else with the round's
+  group, so concurrent workflows share them (`WalSync.sync_alone`).
 - PostgreSQL: asyncpg pools. A step checkpoint is one `UPDATE` (one round trip). Unless
   `fsync_steps` is set, it runs on a pool whose sessions have `synchronous_commit=off`,
   and only the commits whose loss could be seen run on a second pool, at the server's own
@@ -219,7 +221,7 @@ class SQLiteRows:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout=0")
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if self.fsync_steps else 'NORMAL'}")
+        db.execute("PRAGMA synchronous=NORMAL")  # what must last waits for `WalSync`
         # WAL checkpoints (copying the log into the database, with an fsync) happen in a
         # thread of their own; the loop's connection only does one if that thread falls far
         # behind (at 10,000 pages instead of SQLite's 1,000).
@@ -293,7 +295,7 @@ class SQLiteRows:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
                 raise
-        if self.fsync_steps or durable is False:  # with fsync_steps every commit fsyncs
+        if durable is False:
             return
         if durable is True or durable():
             await self.wal.sync()
@@ -322,8 +324,7 @@ class SQLiteRows:
         record.audit = []
         if committed is not None:
             committed()
-        if not self.fsync_steps:
-            await self.wal.sync()
+        await self.wal.sync()
 
     async def fetch(self, workflow_id: str) -> Record:
         async with self.reading():
@@ -352,6 +353,8 @@ class SQLiteRows:
             saved = (await self._retry(sql, args)).rowcount == 1
         if saved:
             _stored(record)
+            if self.fsync_steps:  # every checkpoint on disk before the next step
+                await self.wal.sync_alone()
         return saved
 
     async def mark_failed(self, workflow_id: str, error: str) -> None:

@@ -163,6 +163,17 @@ class WalSync:
         if self._waiting or (self._done < self._owed and self._deferred is None):
             self._start(loop)
 
+    async def sync_alone(self) -> None:
+        """`sync()`, but with no round under way to join, the fdatasync is done here on the
+        loop (as `synchronous=FULL` would in the commit): for one workflow's steps one
+        after another, a round trip to the helper costs more than the loop is kept."""
+        if self._running or self._waiting:
+            await self.sync()
+            return
+        self._asked += 1
+        _fdatasync(self.path)
+        self._done = self._asked
+
     def close(self) -> None:
         """Flush what is still owed or waited for, here, and stop the helper."""
         if self._deferred is not None:
