@@ -42,7 +42,7 @@ class WalSync:
     defer = 0.005  # seconds a commit made with `soon()` waits for a round to join
 
     def __init__(self, path: str) -> None:
-        self.path = path + "-wal"
+        self.path = os.path.abspath(path) + "-wal"  # the helper may not share our cwd later
         self._asked = 0  # commits that must last, in commit order
         self._done = 0  # how many of them the last round covered
         self._owed = 0  # the newest made with `soon()`
