@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,9 +42,9 @@ def running(database: Path) -> set[int]:
     return {pid for pid, state in helpers(database).items() if state != "Z"}
 
 
-async def until(check: object, what: str, timeout: float = 10.0) -> None:
+async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         await asyncio.sleep(0.01)

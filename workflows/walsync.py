@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-log = logging.getLogger("workflows.sqlrows")
+log = logging.getLogger("workflows.walsync")
 
 _HELPER = str(Path(__file__).with_name("fsyncd.py"))
 _RESPAWNS = 3  # times a round is sent again to a new helper if the last one died
@@ -106,20 +106,20 @@ class WalSync:
     def _answered(self, loop: asyncio.AbstractEventLoop, helper: subprocess.Popen[bytes]) -> None:
         assert helper.stdout is not None
         try:
-            answers = os.read(helper.stdout.fileno(), 64)
+            answer = os.read(helper.stdout.fileno(), 1)  # one round is asked at a time
         except OSError as failure:
-            answers, lost = b"", failure
+            answer, lost = b"", failure
         else:
             lost = OSError(f"the fsync helper of {self.path} exited ({helper.poll()})")
-        if not answers:
+        if not answer:
             self._reap(loop)
             if self._running:
                 self._lost(loop, lost)
             return
         self._respawned = 0
-        for answer in answers:  # one per round asked; a round is asked for once at a time
-            failed = None if answer == 0 else OSError(answer, os.strerror(answer), self.path)
-            self._finished(loop, self._covers, failed)
+        errno = answer[0]
+        failed = None if errno == 0 else OSError(errno, os.strerror(errno), self.path)
+        self._finished(loop, self._covers, failed)
 
     def _lost(self, loop: asyncio.AbstractEventLoop, error: OSError) -> None:
         """The helper is gone with a round unanswered: an fsync may be redone at no risk,
