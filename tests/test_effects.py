@@ -5,14 +5,17 @@ first attempt asks Slack nothing but to post, a retried one searches before post
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from bot import messages
 from bot.sandbox.slack import Message
 from tests.processes import poll
 from tests.slackbot import ALICE, BOB, RITA, Bot, at
 from workflows.store import SQLStore
+from workflows.tables import EF
 from workflows.testing.memory import MemoryStore
 
 
@@ -24,6 +27,9 @@ async def check_effects(store: SQLStore | MemoryStore) -> None:
     assert await store.effect("slack:post:w1:outcome") == {"begun": True}
     await store.record_effect("slack:post:w1:outcome", {"channel": "D123", "ts": "1.2"}, "w1")
     assert await store.effect("slack:post:w1:outcome") == {"channel": "D123", "ts": "1.2"}
+    for value in (True, 0, 1.5, "1", [1, "a"]):  # SQLite's JSON columns have numeric affinity
+        await store.record_effect("slack:value", value)
+        assert await store.effect("slack:value") == value
     with pytest.raises(ValueError, match="an effect records a value"):
         await store.record_effect("slack:dm:U1", None)
     assert await store.effect("slack:dm:U1") == "D123"
@@ -40,6 +46,26 @@ async def test_effects_on_each_database(database_url: str) -> None:
     await again.start()
     try:
         assert await again.effect("slack:dm:U1") == "D123"
+        # The raw statements store what SQLAlchemy's JSON and timestamp types would: each
+        # side reads the other's rows.
+        rows = await again._run(
+            lambda conn: (
+                conn.execute(sa.select(EF).where(EF.c.key == "slack:post:w1:outcome"))
+                .mappings()
+                .all()
+            )
+        )
+        assert [(r["value"], r["workflow_id"]) for r in rows] == [
+            ({"channel": "D123", "ts": "1.2"}, "w1")
+        ]
+        assert rows[0]["updated_at"].tzinfo is not None
+        now = datetime.now(UTC)
+        await again._run(
+            lambda conn: conn.execute(
+                EF.insert().values(key="slack:old", value={"n": 1}, updated_at=now)
+            )
+        )
+        assert await again.effect("slack:old") == {"n": 1}
     finally:
         await again.close()
 

@@ -17,10 +17,10 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   Durability mirrors PostgreSQL's below: a step checkpoint commits with
   `synchronous=NORMAL` (no fsync; a power loss may roll back the last ones, and their steps
   run again), while every explicit transaction (a new workflow, an applied callback, setups,
-  teardowns, timers, operator changes) returns only once the WAL is fsynced, as
-  `synchronous=FULL` would, but grouped: one fsync, in a process of its own, serves every
-  commit made before it began (`workflows.walsync`). The WAL is written in order, so that also
-  makes the checkpoints before it durable. Claims are leases and need no fsync.
+  teardowns, timers, operator changes) and every recorded effect returns only once the WAL
+  is fsynced, as `synchronous=FULL` would, but grouped: one fsync, in a process of its
+  own, serves every commit made before it began (`workflows.walsync`). The WAL is written
+  in order, so that also makes the checkpoints before it durable. Claims are leases and need no fsync.
   One kind of durable commit does not wait: a setup's or a teardown's record after
   which the workflow waits for the outside world (`Record.flush_now`, cleared by the
   engine). Nothing relies on it before the next commit that is waited for, which covers
@@ -66,7 +66,7 @@ from pydantic_core import from_json, to_json
 
 from workflows.errors import CorruptWorkflow, WorkflowExists, WorkflowNotFound
 from workflows.state import State
-from workflows.tables import EVENT_COLUMNS, TIMER_COLUMNS, WORKFLOW_COLUMNS
+from workflows.tables import EFFECT_COLUMNS, EVENT_COLUMNS, TIMER_COLUMNS, WORKFLOW_COLUMNS
 from workflows.types import AuditEntry, CallbackRequest, Record, Timer
 from workflows.walsync import WalSync
 
@@ -149,6 +149,17 @@ ADD_TIMER = (
 )
 GET_TIMER = f"SELECT {_TIMER_COLS} FROM workflow_timers WHERE key = ?"
 DELETE_TIMER = "DELETE FROM workflow_timers WHERE key = ?"
+# Effects: what a Slack manager or a step did outside a workflow ("posted it as ts …"), read
+# and written several times per approval, so they are hot statements too; one upsert
+# replaces what was there, even when another process inserted the key first.
+_EFFECT_COLS = ("key", "workflow_id", "value", "updated_at")
+if not set(_EFFECT_COLS) <= set(EFFECT_COLUMNS):
+    raise RuntimeError(f"effect columns {_EFFECT_COLS} are not all in the table")
+EFFECT = "SELECT value FROM workflow_effects WHERE key = ?"
+RECORD_EFFECT = (
+    f"INSERT INTO workflow_effects ({', '.join(_EFFECT_COLS)}) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _EFFECT_COLS[1:])
+)
 
 
 @functools.cache
@@ -432,6 +443,22 @@ class SQLiteRows:
             rows = (await self._retry(DUE_TIMERS, (sqlite_ts(until), limit))).fetchall()
         return [_sqlite_timer(r) for r in rows]
 
+    # --- effects ---
+
+    async def effect(self, key: str) -> Any:
+        async with self.reading():
+            row = (await self._retry(EFFECT, (key,))).fetchone()
+        return None if row is None else _load_json(row[0])
+
+    async def record_effect(self, key: str, value: Any, workflow_id: str | None) -> None:
+        """Durable on return: one statement (its own transaction), then the WAL's fsync,
+        shared with every commit made before it began."""
+        args = (key, workflow_id, _dump(value), sqlite_ts(datetime.now(UTC)))
+        await self._turn()
+        async with self.lock:
+            await self._retry(RECORD_EFFECT, args)
+        await self.wal.sync()
+
 
 # --- rows <-> records (both databases; SQLite stores timestamps as text) -----------------
 
@@ -608,6 +635,8 @@ P_UNKNOWN_TYPES = numbered(UNKNOWN_TYPES.format(types=PG_TYPES))
 P_ADD_TIMER = numbered(ADD_TIMER)
 P_GET_TIMER = numbered(GET_TIMER)
 P_DELETE_TIMER = numbered(DELETE_TIMER)
+P_EFFECT = numbered(EFFECT)
+P_RECORD_EFFECT = numbered(RECORD_EFFECT)
 
 
 _COMMIT_LEVELS = ("on", "off", "local", "remote_write", "remote_apply")
@@ -778,6 +807,15 @@ class PostgresRows:
     async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
         async with self.pool.acquire() as conn:
             return [_pg_timer(r) for r in await conn.fetch(P_DUE_TIMERS, until, limit)]
+
+    async def effect(self, key: str) -> Any:
+        async with self.pool.acquire() as conn:
+            return _load_json(await conn.fetchval(P_EFFECT, key))
+
+    async def record_effect(self, key: str, value: Any, workflow_id: str | None) -> None:
+        """One statement at the server's durable level."""
+        async with self._durable.acquire() as conn:
+            await conn.execute(P_RECORD_EFFECT, key, workflow_id, _dump(value), datetime.now(UTC))
 
 
 async def _keep_session(conn: Any) -> None:

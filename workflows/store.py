@@ -4,7 +4,7 @@ One row per workflow holds everything (data, execution state, status, version, d
 lease), so an operator can read and fix it in place. JSON columns are always written whole.
 
 Two paths to the database:
-- the hot path (`sqlrows`): the statements every step, callback and sweep runs, written
+- the hot path (`sqlrows`): the statements every step, callback, sweep and effect runs, written
   once over the tables' columns and run on the raw driver (sqlite3 on the event loop,
   asyncpg), because SQLAlchemy's per-statement work costs ten times the statement;
 - SQLAlchemy Core for everything else: migrations, listings, history, tools.
@@ -37,7 +37,7 @@ from workflows import schema
 from workflows.errors import CorruptWorkflow, DatabaseUnavailable, WorkflowNotFound
 from workflows.sqlrows import PostgresRows, SQLiteRows, _data, _load_json, _state
 from workflows.state import Status
-from workflows.tables import EF, E, P, W
+from workflows.tables import E, P, W
 from workflows.types import Party, Record, Timer
 
 T = TypeVar("T")
@@ -345,23 +345,12 @@ class SQLStore:
         return await self._run(lambda conn: {r[0]: r[1] for r in conn.execute(query)})
 
     async def effect(self, key: str) -> Any:
-        query = sa.select(EF.c.value).where(EF.c.key == key)
-        return await self._run(lambda conn: conn.execute(query).scalar())
+        return await self.rows.effect(key)
 
     async def record_effect(self, key: str, value: Any, workflow_id: str | None = None) -> None:
         if value is None:
             raise ValueError("an effect records a value (None means nothing was recorded)")
-        values = {"value": value, "workflow_id": workflow_id, "updated_at": datetime.now(UTC)}
-
-        def write(conn: Connection) -> None:
-            updated = conn.execute(EF.update().where(EF.c.key == key).values(**values))
-            if updated.rowcount == 0:
-                conn.execute(EF.insert().values(key=key, **values))
-
-        try:
-            await self._run(write)
-        except sa.exc.IntegrityError:  # another process inserted it first: replace it
-            await self._run(write)
+        await self.rows.record_effect(key, value, workflow_id)
 
     # --- parties: who has a part in which workflow (SQLAlchemy path) ---------------------
 
@@ -419,7 +408,7 @@ def _sqlite_locking(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # What this path writes (migrations, effects, failure marks) is rare and must last.
+        # What this path writes (migrations, parties, operator tools) is rare and must last.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

@@ -109,3 +109,4 @@ P = PartyRow.__table__  # type: ignore[attr-defined]
 WORKFLOW_COLUMNS: tuple[str, ...] = tuple(W.c.keys())
 EVENT_COLUMNS: tuple[str, ...] = tuple(E.c.keys())
 TIMER_COLUMNS: tuple[str, ...] = tuple(TM.c.keys())
+EFFECT_COLUMNS: tuple[str, ...] = tuple(EF.c.keys())
