@@ -17,10 +17,11 @@ UTC timestamps), so the SQLAlchemy side (migrations, listings, tools) reads the 
   Durability mirrors PostgreSQL's below: a step checkpoint commits with
   `synchronous=NORMAL` (no fsync; a power loss may roll back the last ones, and their steps
   run again), while every explicit transaction (a new workflow, an applied callback, setups,
-  teardowns, timers, operator changes) and every recorded effect returns only once the WAL
+  teardowns, timers, operator changes) and every recorded effect return only once the WAL
   is fsynced, as `synchronous=FULL` would, but grouped: one fsync, in a process of its
   own, serves every commit made before it began (`workflows.walsync`). The WAL is written
-  in order, so that also makes the checkpoints before it durable. Claims are leases and need no fsync.
+  in order, so that also makes the checkpoints before it durable. Claims are leases and
+  need no fsync.
   One kind of durable commit does not wait: a setup's or a teardown's record after
   which the workflow waits for the outside world (`Record.flush_now`, cleared by the
   engine). Nothing relies on it before the next commit that is waited for, which covers
