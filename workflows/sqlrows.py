@@ -67,8 +67,14 @@ from pydantic_core import from_json, to_json
 
 from workflows.errors import CorruptWorkflow, WorkflowExists, WorkflowNotFound
 from workflows.state import State
-from workflows.tables import EFFECT_COLUMNS, EVENT_COLUMNS, TIMER_COLUMNS, WORKFLOW_COLUMNS
-from workflows.types import AuditEntry, CallbackRequest, Record, Timer
+from workflows.tables import (
+    EFFECT_COLUMNS,
+    EVENT_COLUMNS,
+    PARTY_COLUMNS,
+    TIMER_COLUMNS,
+    WORKFLOW_COLUMNS,
+)
+from workflows.types import AuditEntry, CallbackRequest, Party, Record, Timer
 from workflows.walsync import WalSync
 
 log = logging.getLogger("workflows.sqlrows")
@@ -161,6 +167,53 @@ RECORD_EFFECT = (
     f"INSERT INTO workflow_effects ({', '.join(_EFFECT_COLS)}) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (key) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _EFFECT_COLS[1:])
 )
+
+# Parties (who has a part in which workflow): written by a step whenever a part changes, so
+# on the hot path too. A row whose stand, openness, title and since are unchanged keeps its
+# updated_at (a step that runs again writes what is there). `{distinct}` is `IS NOT` on
+# SQLite (any version), `IS DISTINCT FROM` on PostgreSQL.
+_PARTY_COLS = (
+    "person", "workflow_id", "role", "part", "stand", "open", "title", "since", "updated_at"
+)  # fmt: skip
+if set(_PARTY_COLS) != set(PARTY_COLUMNS):
+    raise RuntimeError(f"party columns {_PARTY_COLS} are not the table's {PARTY_COLUMNS}")
+_PARTY_KEY = ("person", "workflow_id", "role", "part")
+_PARTY_SET = [c for c in _PARTY_COLS if c not in _PARTY_KEY]
+
+
+@functools.cache
+def set_parties_sql(rows: int, distinct: str) -> str:
+    """The upsert of `rows` parties (`?` placeholders, row after row)."""
+    one = "(" + ", ".join("?" for _ in _PARTY_COLS) + ")"
+    quoted = [f'"{c}"' for c in _PARTY_COLS]
+    changed = " OR ".join(
+        f"workflow_people.{c} {distinct} excluded.{c}"
+        for c in ("stand", '"open"', "title", "since")
+    )
+    return (
+        f"INSERT INTO workflow_people ({', '.join(quoted)}) VALUES {', '.join([one] * rows)} "
+        f"ON CONFLICT ({', '.join(_PARTY_KEY)}) DO UPDATE SET "
+        + ", ".join(f'"{c}" = excluded."{c}"' for c in _PARTY_SET)
+        + f" WHERE {changed}"
+    )
+
+
+def _party_values(parties: Sequence[Party], ts: Stamp) -> list[Any]:
+    now = datetime.now(UTC)
+    values: list[Any] = []
+    for p in parties:
+        values += (
+            p.person,
+            p.workflow_id,
+            p.role,
+            p.part,
+            p.stand[:400],
+            p.open,
+            p.title[:400],
+            ts(p.since),
+            ts(p.updated_at or now),
+        )
+    return values
 
 
 @functools.cache
@@ -443,6 +496,17 @@ class SQLiteRows:
         async with self.reading():
             rows = (await self._retry(DUE_TIMERS, (sqlite_ts(until), limit))).fetchall()
         return [_sqlite_timer(r) for r in rows]
+
+    # --- parties ---
+
+    async def set_parties(self, parties: Sequence[Party]) -> None:
+        """Durable on return, as a recorded effect."""
+        sql = set_parties_sql(len(parties), "IS NOT")
+        values = _party_values(parties, sqlite_ts)
+        await self._turn()
+        async with self.lock:
+            await self._retry(sql, values)
+        await self.wal.sync()
 
     # --- effects ---
 
@@ -808,6 +872,11 @@ class PostgresRows:
     async def due_timers(self, until: datetime, limit: int) -> list[Timer]:
         async with self.pool.acquire() as conn:
             return [_pg_timer(r) for r in await conn.fetch(P_DUE_TIMERS, until, limit)]
+
+    async def set_parties(self, parties: Sequence[Party]) -> None:
+        sql = numbered(set_parties_sql(len(parties), "IS DISTINCT FROM"))
+        async with self._durable.acquire() as conn:
+            await conn.execute(sql, *_party_values(parties, _same))
 
     async def effect(self, key: str) -> Any:
         async with self.pool.acquire() as conn:

@@ -28,8 +28,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -352,28 +350,11 @@ class SQLStore:
             raise ValueError("an effect records a value (None means nothing was recorded)")
         await self.rows.record_effect(key, value, workflow_id)
 
-    # --- parties: who has a part in which workflow (SQLAlchemy path) ---------------------
+    # --- parties: who has a part in which workflow ------------------------------------------
 
     async def set_parties(self, parties: Sequence[Party]) -> None:
-        if not parties:
-            return
-        insert = sqlite_insert if self.is_sqlite else pg_insert
-        now = datetime.now(UTC)
-        rows = [_party_values(p, now) for p in parties]
-        statement = insert(P).values(rows)
-        new = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=[P.c.person, P.c.workflow_id, P.c.role, P.c.part],
-            set_={c: new[c] for c in ("stand", "open", "title", "since", "updated_at")},
-            # A step that runs again writes what is there: the row keeps its updated_at.
-            where=sa.or_(
-                P.c.stand != new.stand,
-                P.c.open != new.open,
-                P.c.title != new.title,
-                P.c.since.is_distinct_from(new.since),
-            ),
-        )
-        await self._run(lambda conn: conn.execute(statement))
+        if parties:
+            await self.rows.set_parties(parties)
 
     async def parties(
         self,
@@ -444,20 +425,6 @@ def _parties(query: Any, person: str, open: bool, role: str | None) -> Any:
     if open:
         query = query.join(W, W.c.id == P.c.workflow_id).where(W.c.status.in_(LIVE))
     return query
-
-
-def _party_values(party: Party, now: datetime) -> dict[str, Any]:
-    return {
-        "person": party.person,
-        "workflow_id": party.workflow_id,
-        "role": party.role,
-        "part": party.part,
-        "stand": party.stand[:400],
-        "open": party.open,
-        "title": party.title[:400],
-        "since": party.since,
-        "updated_at": party.updated_at or now,
-    }
 
 
 # The rows with their JSON columns as stored text: decoded here, one row at a time, so
