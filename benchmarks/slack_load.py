@@ -168,11 +168,17 @@ async def load(
                 Request(f"{label}-burst-{j:02d}", REQUESTERS[j % 10], PAIRS[j % 10])
                 for j in range(50)
             ]
+            # Built and signed first, then released at once (as `benchmarks.slack_ack`).
+            with slack.holding():
+                tasks += [
+                    asyncio.create_task(
+                        run_request(slack, watcher, r, urls[j % len(urls)], timeout)
+                    )
+                    for j, r in enumerate(burst)
+                ]
+            await poll(lambda b=burst: slack.held >= len(b), 30, "the burst was not built")
             wire.samples.clear()
-            tasks += [
-                asyncio.create_task(run_request(slack, watcher, r, urls[j % len(urls)], timeout))
-                for j, r in enumerate(burst)
-            ]
+            slack.release_requests()
             await poll(lambda b=burst: all(r.acked for r in b), 30, "the burst was not acked")
             ack_burst = list(wire.samples)
             requests += burst

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
@@ -19,6 +21,7 @@ from bot.blueprints.approval.outcomes import outcome_message
 from bot.sandbox.slack import SlackStandin
 from bot.slack import make_client
 from bot.slackapi import bot_scopes, read_manifest
+from tests.processes import poll
 from tests.slackbot import ALICE, APP_TOKEN, BOT_TOKEN, RITA, SIGNING_SECRET, standin
 from workflows import CallbackRequest
 
@@ -455,5 +458,37 @@ async def test_app_home_opened_is_sent_signed_as_slack_sends_events(slack: Slack
         slack.events = ()  # an app that does not subscribe to it is not told
         assert await slack.open_home(ALICE) is None
         assert len(received) == 1
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_held_burst_leaves_only_when_released(slack: SlackStandin) -> None:
+    """Requests of the tasks created in `holding()` wait, built, for the release; others
+    (a load already running) go at once."""
+    received: list[str] = []
+
+    async def commands(request: web.Request) -> web.Response:
+        received.append(dict(parse_qsl(await request.text()))["text"])
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_post("/slack/events", commands)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+    try:
+        with slack.holding():
+            held = [asyncio.ensure_future(slack.slash_command(RITA, f"held {i}")) for i in range(3)]
+        await poll(lambda: slack.held == 3, 10, "the burst was not built")
+        await slack.slash_command(RITA, "not held")
+        assert received == ["not held"]
+        assert not any(task.done() for task in held)
+        slack.release_requests()
+        answers = await asyncio.gather(*held)
+        assert [a.status for a in answers] == [200, 200, 200]
+        assert sorted(received) == ["held 0", "held 1", "held 2", "not held"]
     finally:
         await runner.cleanup()

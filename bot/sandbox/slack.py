@@ -31,7 +31,9 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -64,6 +66,7 @@ SLACKBOT = "USLACKBOT"
 TRIGGER_TTL = 3.0
 VIEW_STACK = 3  # views a modal's stack holds (views.push)
 WORKSPACE_URL = "http://sandbox.slack.local/"
+_HOLD: ContextVar[asyncio.Event | None] = ContextVar("held_requests", default=None)
 APP_TOKEN_SCOPES: tuple[str, ...] = ("connections:write",)
 
 
@@ -207,6 +210,8 @@ class SlackStandin:
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._response_urls: dict[str, tuple[str, str]] = {}
         self._listeners: set[Callable[[], None]] = set()
+        self._hold = asyncio.Event()
+        self.held = 0  # requests built and waiting for `release_requests()`
         self.base_url = ""
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -944,6 +949,24 @@ class SlackStandin:
         )
         return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature or ""}
 
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Requests to the app sent by tasks created in this block wait, built and signed,
+        until `release_requests()`: a burst then leaves all at once, and no response waits
+        for this process to build the rest of the burst before it is read (as a load
+        generator prepares its requests, and as Slack's timers run apart from its senders).
+        Other tasks' requests go as usual."""
+        self._hold = asyncio.Event()
+        self.held = 0
+        token = _HOLD.set(self._hold)
+        try:
+            yield
+        finally:
+            _HOLD.reset(token)
+
+    def release_requests(self) -> None:
+        self._hold.set()
+
     async def _send(
         self,
         body: str,
@@ -970,6 +993,10 @@ class SlackStandin:
             "Content-Type": content_type,
             **(signed if headers is None else headers),
         }
+        hold = _HOLD.get()
+        if hold is not None and not hold.is_set():
+            self.held += 1
+            await hold.wait()
         async with self._http.post(
             app_url or self.app_url,
             data=body.encode(),
