@@ -98,6 +98,40 @@ async def test_a_killed_helper_is_replaced_and_commits_still_return(tmp_path: Pa
     assert not helpers(database), "the store's close left its helper behind"
 
 
+async def test_a_commit_during_a_round_is_fsynced_at_once_by_a_second_helper(
+    tmp_path: Path,
+) -> None:
+    """A round that does not end holds up no later commit: the next one's fsync starts at
+    once in a second helper, and, begun after the stalled commit, covers it as well."""
+    database = tmp_path / "w.db"
+    store = SQLStore(f"sqlite:///{database}")
+    await store.start()
+    try:
+        await store.create(record("w1"))
+        (first,) = running(database)
+        os.kill(first, signal.SIGSTOP)
+        stalled = asyncio.create_task(store.create(record("w2")))
+        await until(lambda: committed(database, "w2"), "w2 committed")
+        assert not stalled.done()
+        await asyncio.wait_for(store.create(record("w3")), 10)
+        await asyncio.wait_for(stalled, 10)  # the second helper's fsync covered it
+        assert len(running(database)) == 2
+        os.kill(first, signal.SIGKILL)  # its round, lost, is asked of a new helper
+        await until(lambda: first not in running(database), "the stopped helper died")
+        await asyncio.wait_for(store.create(record("w4")), 10)
+        assert [(await store.get(w)).id for w in ("w1", "w2", "w3", "w4")] == [
+            "w1",
+            "w2",
+            "w3",
+            "w4",
+        ]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first, signal.SIGKILL)
+        await store.close()
+    assert not helpers(database), "the store's close left a helper behind"
+
+
 SCRIPT = """
 import asyncio, sys
 from tests.test_walsync import record
