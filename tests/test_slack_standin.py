@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -424,6 +424,21 @@ async def test_views_publish_needs_the_home_tab_in_the_manifest(slack: SlackStan
     assert len(slack.workspace.homes[ALICE].view["blocks"]) == 2  # the refused changed nothing
 
 
+async def serve_app(
+    slack: SlackStandin, handler: Callable[[web.Request], Awaitable[web.Response]]
+) -> web.AppRunner:
+    """An app whose `/slack/events` is `handler`, where `slack` sends its requests."""
+    app = web.Application()
+    app.router.add_post("/slack/events", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+    return runner
+
+
 async def test_app_home_opened_is_sent_signed_as_slack_sends_events(slack: SlackStandin) -> None:
     received: list[tuple[dict[str, str], str]] = []
 
@@ -431,14 +446,7 @@ async def test_app_home_opened_is_sent_signed_as_slack_sends_events(slack: Slack
         received.append((dict(request.headers), await request.text()))
         return web.Response(text="")
 
-    app = web.Application()
-    app.router.add_post("/slack/events", events)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+    runner = await serve_app(slack, events)
     try:
         answer = await slack.open_home(ALICE)
         assert answer is not None
@@ -471,14 +479,7 @@ async def test_a_held_burst_leaves_only_when_released(slack: SlackStandin) -> No
         received.append(dict(parse_qsl(await request.text()))["text"])
         return web.Response(text="")
 
-    app = web.Application()
-    app.router.add_post("/slack/events", commands)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+    runner = await serve_app(slack, commands)
     try:
         with slack.holding():
             held = [asyncio.ensure_future(slack.slash_command(RITA, f"held {i}")) for i in range(3)]

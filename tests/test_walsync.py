@@ -62,6 +62,10 @@ def record(wid: str) -> Record:
     )
 
 
+async def all_stored(store: SQLStore, *ids: str) -> None:
+    assert [(await store.get(w)).id for w in ids] == list(ids)
+
+
 async def test_a_killed_helper_is_replaced_and_commits_still_return(tmp_path: Path) -> None:
     database = tmp_path / "w.db"
     store = SQLStore(f"sqlite:///{database}")
@@ -87,12 +91,7 @@ async def test_a_killed_helper_is_replaced_and_commits_still_return(tmp_path: Pa
         await asyncio.wait_for(creating, 10)
         (third,) = running(database)
         assert third not in (first, second)
-        assert [(await store.get(w)).id for w in ("w1", "w2", "w3", "w4")] == [
-            "w1",
-            "w2",
-            "w3",
-            "w4",
-        ]
+        await all_stored(store, "w1", "w2", "w3", "w4")
     finally:
         await store.close()
     assert not helpers(database), "the store's close left its helper behind"
@@ -119,12 +118,7 @@ async def test_a_commit_during_a_round_is_fsynced_at_once_by_a_second_helper(
         os.kill(first, signal.SIGKILL)  # its round, lost, is asked of a new helper
         await until(lambda: first not in running(database), "the stopped helper died")
         await asyncio.wait_for(store.create(record("w4")), 10)
-        assert [(await store.get(w)).id for w in ("w1", "w2", "w3", "w4")] == [
-            "w1",
-            "w2",
-            "w3",
-            "w4",
-        ]
+        await all_stored(store, "w1", "w2", "w3", "w4")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(first, signal.SIGKILL)
