@@ -4,7 +4,7 @@ One row per workflow holds everything (data, execution state, status, version, d
 lease), so an operator can read and fix it in place. JSON columns are always written whole.
 
 Two paths to the database:
-- the hot path (`sqlrows`): the statements every step, callback, sweep and effect runs,
+- the hot path (`sqlrows`): the statements every step, callback, sweep, effect and party runs,
   written once over the tables' columns and run on the raw driver (sqlite3 on the event
   loop, asyncpg), because SQLAlchemy's per-statement work costs ten times the statement;
 - SQLAlchemy Core for everything else: migrations, listings, history, tools.
