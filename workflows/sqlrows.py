@@ -497,16 +497,20 @@ class SQLiteRows:
             rows = (await self._retry(DUE_TIMERS, (sqlite_ts(until), limit))).fetchall()
         return [_sqlite_timer(r) for r in rows]
 
+    async def _durably(self, sql: str, args: Sequence[Any]) -> None:
+        """One statement, a transaction of its own (no BEGIN and COMMIT round), durable on
+        return: the WAL's fsync, shared with every commit made before it began."""
+        await self._turn()
+        async with self.lock:
+            await self._retry(sql, args)
+        await self.wal.sync()
+
     # --- parties ---
 
     async def set_parties(self, parties: Sequence[Party]) -> None:
         """Durable on return, as a recorded effect."""
         sql = set_parties_sql(len(parties), "IS NOT")
-        values = _party_values(parties, sqlite_ts)
-        await self._turn()
-        async with self.lock:
-            await self._retry(sql, values)
-        await self.wal.sync()
+        await self._durably(sql, _party_values(parties, sqlite_ts))
 
     # --- effects ---
 
@@ -516,13 +520,9 @@ class SQLiteRows:
         return None if row is None else _load_json(row[0])
 
     async def record_effect(self, key: str, value: Any, workflow_id: str | None) -> None:
-        """Durable on return: one statement (its own transaction), then the WAL's fsync,
-        shared with every commit made before it began."""
+        """Durable on return."""
         args = (key, workflow_id, _dump(value), sqlite_ts(datetime.now(UTC)))
-        await self._turn()
-        async with self.lock:
-            await self._retry(RECORD_EFFECT, args)
-        await self.wal.sync()
+        await self._durably(RECORD_EFFECT, args)
 
 
 # --- rows <-> records (both databases; SQLite stores timestamps as text) -----------------

@@ -113,13 +113,11 @@ class WalSync:
             helper.busy, helper.covers = True, self._asked
             self._ask(loop, helper)
 
-    def _ask(self, loop: asyncio.AbstractEventLoop, helper: _Helper | None) -> None:
+    def _ask(self, loop: asyncio.AbstractEventLoop, helper: _Helper) -> None:
         try:
-            if helper is None:  # its helper could not be started
-                raise OSError(f"no fsync helper for {self.path}")
             assert helper.process.stdin is not None
             os.write(helper.process.stdin.fileno(), b"s")
-        except OSError as error:  # it could not start, or died since its last answer
+        except OSError as error:  # it died since its last answer
             self._lost(loop, helper, error)
 
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> _Helper | None:
@@ -162,20 +160,21 @@ class WalSync:
     def _lost(
         self, loop: asyncio.AbstractEventLoop, helper: _Helper | None, error: OSError
     ) -> None:
-        """A round's helper is gone unanswered: an fsync may be redone at no risk, so the
-        round is asked of a new helper; after a few in a row, the round's waiters fail."""
+        """A round's helper is gone unanswered (None: none could be started for it): an
+        fsync may be redone at no risk, so the round is asked of a new helper; after a few
+        in a row, the round's waiters fail."""
         covers = self._asked if helper is None else helper.covers
         if helper is not None:
             self._reap(loop, helper)
-        if self._respawned < _RESPAWNS:
+        while self._respawned < _RESPAWNS:
             self._respawned += 1
             log.warning("fsync helper of %s lost (%s); starting another", self.path, error)
             replacement = self._spawn(loop)
             if replacement is not None:
                 replacement.busy, replacement.covers = True, covers
-            self._ask(loop, replacement)
-        else:
-            self._finished(loop, covers, error)
+                self._ask(loop, replacement)
+                return
+        self._finished(loop, covers, error)
 
     def _reap(self, loop: asyncio.AbstractEventLoop, helper: _Helper) -> None:
         if helper not in self._helpers:
